@@ -1,0 +1,65 @@
+"""The architecture configuration: everything needed to rebuild the network from a weights file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DualGANConfig:
+    """Sizes of the shared encoder and the two decoders.
+
+    The default is the shipped model: VGG16 widths (so ImageNet weights fit), a 22 x 22 ab grid.
+    Tests use much narrower widths; every width is free except that ``vgg_widths`` must stay the
+    VGG16 ones for pretrained encoder weights to load.
+    """
+
+    vgg_widths: tuple[int, int, int, int] = (64, 128, 256, 512)
+    color_widths: tuple[int, int, int] = (256, 128, 64)  # decoder widths at 1/8, 1/4, 1/2 scale
+    style_widths: tuple[int, int, int, int] = (256, 128, 64, 32)  # at 1/8, 1/4, 1/2, 1/1 scale
+    palette_embed: int = 128
+    ab_bins_per_axis: int = 22
+    ab_range: float = 110.0
+    annealed_temperature: float = 0.38
+
+    def __post_init__(self) -> None:
+        for name in ("vgg_widths", "color_widths", "style_widths"):
+            widths = getattr(self, name)
+            if not all(isinstance(w, int) and w > 0 for w in widths):
+                raise ValueError(f"config field {name} must hold positive integers, got {widths!r}")
+        if len(self.vgg_widths) != 4 or len(self.color_widths) != 3 or len(self.style_widths) != 4:
+            raise ValueError("config widths have the wrong length (vgg 4, color 3, style 4)")
+        if not 0.0 < self.annealed_temperature <= 1.0:
+            raise ValueError(f"annealed_temperature must be in (0, 1], got {self.annealed_temperature}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DualGANConfig":
+        """Parse a config; raises ValueError naming the field that is wrong or unknown."""
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError("the architecture config is not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"the architecture config has unknown fields {unknown}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # a field of the wrong type
+            raise ValueError(f"the architecture config is invalid ({exc})") from None
+
+
+def tiny_config() -> DualGANConfig:
+    """A few-thousand-parameter model for tests and smoke runs."""
+    return DualGANConfig(
+        vgg_widths=(4, 8, 8, 8),
+        color_widths=(8, 8, 8),
+        style_widths=(8, 8, 8, 4),
+        palette_embed=8,
+        ab_bins_per_axis=8,
+    )

@@ -1,0 +1,54 @@
+"""The shared encoder: VGG16's first four convolution blocks, returning multi-scale features.
+
+Layer indices match torchvision's ``vgg16().features`` so ImageNet weights load by name
+(``features.0.weight`` ...). The input is RGB in 0..1: the ImageNet preprocessing is folded into
+the first convolution by ``python -m train import-vgg16``, so no normalisation happens here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Named taps: the ReLU after each listed convolution (torchvision indices of the ReLU layers).
+TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_1": 18, "relu4_3": 22}
+TAP_SCALES = {"relu1_2": 1, "relu2_2": 2, "relu3_3": 4, "relu4_1": 8, "relu4_3": 8}
+# VGG16 convolutions per block (blocks 1-4; block 5 is never used).
+_BLOCK_CONVS = (2, 2, 3, 3)
+STRIDE = 8  # inputs must be a multiple of this; callers pad (see gan_core.inference)
+
+
+class VGGEncoder(nn.Module):
+    def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for block, (n_convs, width) in enumerate(zip(_BLOCK_CONVS, widths)):
+            if block > 0:
+                layers.append(nn.MaxPool2d(2, 2))
+            for _ in range(n_convs):
+                layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU(inplace=True)]
+                in_ch = width
+        self.features = nn.Sequential(*layers)
+        self.widths = widths
+
+    def channels(self, tap: str) -> int:
+        block = {"relu1_2": 0, "relu2_2": 1, "relu3_3": 2, "relu4_1": 3, "relu4_3": 3}[tap]
+        return self.widths[block]
+
+    def forward(self, rgb: torch.Tensor, until: str = "relu4_3") -> dict[str, torch.Tensor]:
+        """Features at every tap up to ``until``. H and W must be multiples of 8."""
+        if until not in TAPS:
+            raise ValueError(f"unknown encoder tap {until!r}; choose from {sorted(TAPS)}")
+        last = TAPS[until]
+        taps = {index: name for name, index in TAPS.items() if index <= last}
+        out: dict[str, torch.Tensor] = {}
+        x = rgb
+        for index, layer in enumerate(self.features):
+            # Never in-place on a tapped tensor: the next ReLU would overwrite a returned feature.
+            x = layer(x) if not isinstance(layer, nn.ReLU) else torch.relu(x)
+            if index in taps:
+                out[taps[index]] = x
+            if index == last:
+                break
+        return out

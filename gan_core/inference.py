@@ -1,0 +1,368 @@
+"""Inference: colourise, stylise and blend, at full resolution, batched, tiled when large.
+
+One encoder pass per image (per tile when tiled) feeds both decoders. The networks run at a render
+size (short side); the results are brought back to the input's full size:
+  * chroma is upsampled guided by the full-resolution luminance (``gan_core.guided``) and joined to
+    the ORIGINAL luminance, so every detail of a large scan survives;
+  * the stylised image is resized to full size (render size 0 renders at full size, tiled).
+All outputs are composed in CIE Lab by ``compose``, which is how Blend by lambda's endpoints equal
+the Colorize and Style Transfer outputs exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .color import grey_rgb_from_lightness, lab_to_rgb, rgb_to_lab
+from .encoder import STRIDE
+from .guided import fit_linear_model
+from .model import DualGAN
+from .style_codes import StyleCode, feature_stats, stats_from_moments, stylize_features
+from .style_decoder import StyleAdapter
+from .tiling import count_tiles, run_with_tile_fallback, tiled_map, tile_starts
+
+logger = logging.getLogger(__name__)
+
+PALETTE_SIZE = 128  # short side a palette reference is reduced to before its histogram
+STYLE_SIZE = 512  # short side a style reference is reduced to before its statistics
+MIN_NETWORK_SIZE = 16  # the style decoder's reflection padding needs 2 x 2 features at 1/8
+PRESERVE_COLOR = ("none", "original", "colorized")
+
+
+@dataclass
+class StyleSpec:
+    """Which style and how strongly: statistics to match, an optional trained adapter."""
+
+    code: StyleCode
+    adapter: StyleAdapter | None = None
+    strength: float = 1.0
+
+
+def mix(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """(1 - t) * a + t * b, exactly ``a`` at t = 0 and exactly ``b`` at t = 1."""
+    return (1.0 - t) * a + t * b
+
+
+def compose(
+    lightness: torch.Tensor, ab_color: torch.Tensor, lab_style: torch.Tensor, lambda_content: float, lambda_color: float
+) -> torch.Tensor:
+    """The blend in Lab: L from style (0) to original (1); ab from style (0) to colour decoder (1)."""
+    out_l = mix(lab_style[:, :1], lightness, lambda_content)
+    out_ab = mix(lab_style[:, 1:], ab_color, lambda_color)
+    return lab_to_rgb(torch.cat([out_l, out_ab], dim=1))
+
+
+def check_image(image: torch.Tensor, what: str = "image") -> torch.Tensor:
+    """Validate a B x C x H x W image and return it as float32 RGB in 0..1 (NaN -> 0, Inf clipped)."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"{what} must be a batch of images (B x C x H x W), got {shape}")
+    b, c, h, w = image.shape
+    if b == 0:
+        raise ValueError(f"{what} is an empty batch (0 images)")
+    if h == 0 or w == 0:
+        raise ValueError(f"{what} has zero size ({h} x {w})")
+    if c not in (1, 3, 4):
+        raise ValueError(f"{what} has {c} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
+    image = image.float()
+    if c == 1:
+        image = image.expand(-1, 3, -1, -1)
+    elif c == 4:
+        image = image[:, :3]  # alpha is not coloured; callers that keep it re-attach it
+    return torch.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+
+
+def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
+    """The size the networks see: short side ``render_size`` (never upscaled); 0 = full size."""
+    short = min(height, width)
+    if render_size <= 0 or short <= render_size:
+        return height, width
+    scale = render_size / short
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def pad_for_network(x: torch.Tensor) -> torch.Tensor:
+    """Replicate-pad bottom/right to a multiple of the encoder stride (and at least 16 px)."""
+    h, w = x.shape[-2:]
+    hp = max(MIN_NETWORK_SIZE, math.ceil(h / STRIDE) * STRIDE)
+    wp = max(MIN_NETWORK_SIZE, math.ceil(w / STRIDE) * STRIDE)
+    if (hp, wp) == (h, w):
+        return x
+    return F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
+
+
+def _ownership(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """For each tile along one axis, the [start, end) pixels it alone accounts for in statistics."""
+    starts = tile_starts(length, tile, overlap, STRIDE)
+    ends = [min(s + tile, length) for s in starts]
+    bounds = [0]
+    for i in range(len(starts) - 1):
+        bounds.append((starts[i + 1] + ends[i]) // 2 // STRIDE * STRIDE)
+    bounds.append(length)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+class DualGANRunner:
+    """Runs a DualGAN on batches of images. Holds no ComfyUI state; the nodes wrap it.
+
+    ``tile`` is the largest side (at render size) processed in one piece; bigger images are tiled
+    with ``overlap`` pixels. ``oom_types`` are the exceptions that trigger a retry with half-size
+    tiles (ComfyUI passes its ``OOM_EXCEPTION``). ``progress(done, total)`` is called after every
+    network step (a batch chunk or a tile); raising from it (an interrupt) stops the run.
+    """
+
+    def __init__(
+        self,
+        model: DualGAN,
+        *,
+        tile: int = 1536,
+        overlap: int = 96,
+        pixel_budget: int = 4_000_000,
+        oom_types: tuple[type[BaseException], ...] | None = None,
+        on_oom: Callable[[], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.tile = tile
+        self.overlap = overlap
+        self.pixel_budget = pixel_budget
+        self.oom_types = oom_types
+        self.on_oom = on_oom
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    # ---- conditioning inputs -------------------------------------------------------------
+    @torch.no_grad()
+    def palette_from_image(self, reference: torch.Tensor) -> torch.Tensor:
+        """The soft ab histogram (N x Q) of each reference image: the colour decoder's palette."""
+        rgb = check_image(reference, "palette image").to(self.device)
+        rgb = resize(rgb, render_shape(*rgb.shape[-2:], PALETTE_SIZE))
+        ab = rgb_to_lab(rgb)[:, 1:]
+        return self.model.grid.histogram(ab)
+
+    @torch.no_grad()
+    def style_from_image(self, reference: torch.Tensor) -> StyleCode:
+        """AdaIN statistics (N x C) of each style reference, taken from its full-colour relu4_1."""
+        rgb = check_image(reference, "style image").to(self.device)
+        rgb = resize(rgb, render_shape(*rgb.shape[-2:], STYLE_SIZE))
+        h, w = rgb.shape[-2:]
+        feats = self.model.encoder(pad_for_network(rgb).to(self.dtype), until="relu4_1")["relu4_1"]
+        return feature_stats(feats[:, :, : math.ceil(h / STRIDE), : math.ceil(w / STRIDE)].float())
+
+    def style_from_name(self, name: str) -> tuple[StyleCode, StyleAdapter]:
+        if name not in self.model.styles:
+            available = ", ".join(self.model.style_names) or "none in this model"
+            raise ValueError(f"unknown style {name!r}; trained styles available: {available}")
+        adapter = self.model.styles[name]
+        code = StyleCode(adapter.mean.detach().float()[None], adapter.std.detach().float().abs()[None] + 1e-5)
+        return code, adapter
+
+    # ---- the network pass ----------------------------------------------------------------
+    def _heads(self, feats, need_color, style: StyleSpec | None, content: StyleCode | None, palette):
+        ab_half = stylised = None
+        if need_color:
+            logits = self.model.color_decoder(feats, palette)
+            ab_half = self.model.ab_from_logits(logits).float()
+        if style is not None:
+            code = style.code.to(device=feats["relu4_1"].device, dtype=torch.float32)
+            f = stylize_features(feats["relu4_1"].float(), content, code, style.strength)
+            stylised = self.model.style_decoder(f.to(self.dtype), style.adapter).float()
+        return ab_half, stylised
+
+    def _content_stats_tiled(self, x: torch.Tensor, valid: tuple[int, int], tile: int) -> StyleCode:
+        """relu4_1 statistics of the whole image, accumulated tile by tile (each pixel counted once)."""
+        hv, wv = valid
+        total = total_sq = None
+        count = 0
+        ys = tile_starts(x.shape[-2], tile, self.overlap, STRIDE)
+        xs = tile_starts(x.shape[-1], tile, self.overlap, STRIDE)
+        for (y0, y1), ty in zip(_ownership(x.shape[-2], tile, self.overlap), ys):
+            for (x0, x1), tx in zip(_ownership(x.shape[-1], tile, self.overlap), xs):
+                piece = x[:, :, ty : ty + tile, tx : tx + tile]
+                f = self.model.encoder(piece, until="relu4_1")["relu4_1"].float()
+                # Owned region, clipped to the valid (unpadded) image, in feature coordinates.
+                fy0, fy1 = (y0 - ty) // STRIDE, (min(y1, math.ceil(hv / STRIDE) * STRIDE) - ty) // STRIDE
+                fx0, fx1 = (x0 - tx) // STRIDE, (min(x1, math.ceil(wv / STRIDE) * STRIDE) - tx) // STRIDE
+                if fy1 <= fy0 or fx1 <= fx0:
+                    continue
+                region = f[:, :, fy0:fy1, fx0:fx1].flatten(2)
+                s, s2 = region.sum(2), (region * region).sum(2)
+                total = s if total is None else total + s
+                total_sq = s2 if total_sq is None else total_sq + s2
+                count += region.shape[-1]
+        return stats_from_moments(total, total_sq, count)
+
+    @torch.no_grad()
+    def network_pass(
+        self,
+        grey: torch.Tensor,
+        valid: tuple[int, int],
+        *,
+        need_color: bool,
+        style: StyleSpec | None,
+        palette: torch.Tensor | None,
+        on_step: Callable[[], None] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Both heads on a padded grey batch: (ab at 1/2 scale, stylised RGB at 1/1), either may be None."""
+        until = "relu4_3" if need_color else "relu4_1"
+        hv, wv = valid
+        x = grey.to(device=self.device, dtype=self.dtype)
+
+        def run(tile: int | None):
+            if tile is None or max(x.shape[-2:]) <= tile:
+                feats = self.model.encoder(x, until=until)
+                content = None
+                if style is not None:
+                    f = feats["relu4_1"][:, :, : math.ceil(hv / STRIDE), : math.ceil(wv / STRIDE)]
+                    content = feature_stats(f.float())
+                out = self._heads(feats, need_color, style, content, palette)
+                if on_step is not None:
+                    on_step()
+                return out
+            content = self._content_stats_tiled(x, valid, tile) if style is not None else None
+
+            def tile_fn(piece):
+                ab_half, stylised = self._heads(self.model.encoder(piece, until=until), need_color, style, content, palette)
+                return [t for t in (ab_half, stylised) if t is not None]
+
+            scales = ([0.5] if need_color else []) + ([1.0] if style is not None else [])
+            outs = tiled_map(tile_fn, x, tile=tile, overlap=self.overlap, scales=scales, multiple=STRIDE, on_tile=on_step)
+            ab_half = outs.pop(0) if need_color else None
+            stylised = outs.pop(0) if style is not None else None
+            return ab_half, stylised
+
+        first = None if max(x.shape[-2:]) <= self.tile else self.tile
+        return run_with_tile_fallback(
+            run, first_tile=first, full_size=max(x.shape[-2:]), oom_types=self.oom_types, on_oom=self.on_oom
+        )
+
+    def steps_for(self, batch: int, height: int, width: int, render_size: int) -> int:
+        """How many progress steps a run over this batch will report (for progress bars)."""
+        h, w = render_shape(height, width, render_size)
+        hp, wp = pad_for_network(torch.empty(1, 1, h, w, device="meta")).shape[-2:]
+        if max(hp, wp) <= self.tile:
+            return math.ceil(batch / self._chunk(hp, wp))
+        return batch * count_tiles(hp, wp, self.tile, self.overlap, STRIDE)
+
+    def _chunk(self, hp: int, wp: int) -> int:
+        return max(1, self.pixel_budget // (hp * wp))
+
+    # ---- full-resolution results -----------------------------------------------------------
+    def run(
+        self,
+        image: torch.Tensor,
+        *,
+        render_size: int,
+        need_color: bool = True,
+        style: StyleSpec | None = None,
+        palette: torch.Tensor | None = None,
+        saturation: float = 1.0,
+        progress: Callable[[int, int], None] | None = None,
+    ):
+        """Yield, per image, a dict with ``lightness`` (B=1 x 1 x H x W, original L), ``ab_original``,
+        and where asked ``ab_color`` (full-size chroma of the colour decoder) and ``lab_style``."""
+        rgb = check_image(image)
+        batch, _, height, width = rgb.shape
+        if palette is not None and palette.shape[0] not in (1, batch):
+            raise ValueError(f"the palette batch has {palette.shape[0]} images; give 1 or one per image ({batch})")
+        if style is not None and style.code.mean.shape[0] not in (1, batch):
+            raise ValueError(f"the style batch has {style.code.mean.shape[0]} images; give 1 or one per image ({batch})")
+        h_r, w_r = render_shape(height, width, render_size)
+        total = self.steps_for(batch, height, width, render_size)
+        done = 0
+
+        def step():
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+        hp, wp = pad_for_network(torch.empty(1, 1, h_r, w_r, device="meta")).shape[-2:]
+        chunk = self._chunk(hp, wp) if max(hp, wp) <= self.tile else 1
+        for start in range(0, batch, chunk):
+            rgb_chunk = rgb[start : start + chunk].to(self.device)
+            lab_full = rgb_to_lab(rgb_chunk)
+            lightness = lab_full[:, :1]
+            light_r = resize(lightness, (h_r, w_r))
+            grey = pad_for_network(grey_rgb_from_lightness(light_r))
+            pal = palette[start : start + chunk] if palette is not None and palette.shape[0] > 1 else palette
+            sty = style
+            if style is not None and style.code.mean.shape[0] > 1:
+                code = StyleCode(style.code.mean[start : start + chunk], style.code.std[start : start + chunk])
+                sty = StyleSpec(code, style.adapter, style.strength)
+            ab_half, stylised = self.network_pass(grey, (h_r, w_r), need_color=need_color, style=sty, palette=pal, on_step=step)
+            for i in range(rgb_chunk.shape[0]):
+                out = {"lightness": lightness[i : i + 1], "ab_original": lab_full[i : i + 1, 1:]}
+                if ab_half is not None:
+                    out["ab_color"] = self._upsample_chroma(ab_half[i : i + 1] * saturation, grey[i : i + 1], (h_r, w_r), lightness[i : i + 1])
+                if stylised is not None:
+                    s = resize(stylised[i : i + 1, :, :h_r, :w_r].clamp(0.0, 1.0), (height, width))
+                    out["lab_style"] = rgb_to_lab(s.clamp(0.0, 1.0))
+                yield out
+
+    def _upsample_chroma(self, ab_half, grey_padded, valid, lightness_full):
+        """Chroma at 1/2 of the padded render size -> full size, guided by the full-size luminance."""
+        guide_r = rgb_to_lab(grey_padded.float())[:, :1] / 100.0
+        guide_low = F.avg_pool2d(guide_r, 2)
+        a, b = fit_linear_model(ab_half, guide_low, radius=2, eps=1e-3)
+        h_r, w_r = valid
+        a = F.interpolate(a, size=guide_r.shape[-2:], mode="bilinear", align_corners=False)[:, :, :h_r, :w_r]
+        b = F.interpolate(b, size=guide_r.shape[-2:], mode="bilinear", align_corners=False)[:, :, :h_r, :w_r]
+        size = tuple(lightness_full.shape[-2:])
+        a, b = resize(a, size), resize(b, size)
+        return a * (lightness_full / 100.0) + b
+
+    # ---- the three jobs ------------------------------------------------------------------
+    def _collect(self, image, make, **kwargs) -> torch.Tensor:
+        outs = [make(parts) for parts in self.run(image, **kwargs)]
+        return torch.cat(outs, dim=0)
+
+    def colorize(self, image, *, render_size=512, palette=None, saturation=1.0, progress=None) -> torch.Tensor:
+        """Natural colours for (grey or colour) images; output size and luminance are the input's."""
+        return self._collect(
+            image,
+            lambda p: lab_to_rgb(torch.cat([p["lightness"], p["ab_color"]], dim=1)),
+            render_size=render_size, palette=palette, saturation=saturation, progress=progress,
+        )
+
+    def stylize(self, image, style: StyleSpec, *, render_size=512, preserve_color="none", progress=None) -> torch.Tensor:
+        """Repaint in a style. ``preserve_color``: none (the style's colours), original, colorized."""
+        if preserve_color not in PRESERVE_COLOR:
+            raise ValueError(f"preserve_color must be one of {PRESERVE_COLOR}, got {preserve_color!r}")
+        need_color = preserve_color == "colorized"
+
+        def make(p):
+            source = {"none": p["lab_style"][:, 1:], "original": p["ab_original"], "colorized": p.get("ab_color")}[preserve_color]
+            return compose(p["lightness"], source, p["lab_style"], lambda_content=0.0, lambda_color=0.0 if preserve_color == "none" else 1.0)
+
+        return self._collect(image, make, render_size=render_size, need_color=need_color, style=style, progress=progress)
+
+    def blend(self, image, style: StyleSpec, *, lambda_content, lambda_color, render_size=512, palette=None, saturation=1.0, progress=None):
+        """(blend, colorized, stylized) from one encoder pass; style.strength is lambda_style."""
+        for name, value in (("lambda_content", lambda_content), ("lambda_color", lambda_color), ("lambda_style", style.strength)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        blends, colors, styles = [], [], []
+        for p in self.run(image, render_size=render_size, style=style, palette=palette, saturation=saturation, progress=progress):
+            blends.append(compose(p["lightness"], p["ab_color"], p["lab_style"], lambda_content, lambda_color))
+            colors.append(lab_to_rgb(torch.cat([p["lightness"], p["ab_color"]], dim=1)))
+            styles.append(compose(p["lightness"], p["ab_color"], p["lab_style"], 0.0, 0.0))
+        return torch.cat(blends), torch.cat(colors), torch.cat(styles)

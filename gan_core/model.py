@@ -1,0 +1,61 @@
+"""DualGAN: one shared encoder, a colour decoder and a style decoder, plus named style adapters."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from .chroma import AbGrid
+from .color_decoder import ColorDecoder
+from .config import DualGANConfig
+from .encoder import VGGEncoder
+from .style_decoder import StyleAdapter, StyleDecoder
+
+STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_style_name(name: str) -> str:
+    if not STYLE_NAME.match(name):
+        raise ValueError(
+            f"style name {name!r} is not allowed: use 1-64 letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+class DualGAN(nn.Module):
+    """The generator. Inference helpers live in ``gan_core.inference``; this class only holds layers."""
+
+    def __init__(self, config: DualGANConfig, style_names: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.config = config
+        self.grid = AbGrid(config.ab_bins_per_axis, config.ab_range)
+        self.encoder = VGGEncoder(config.vgg_widths)
+        enc = self.encoder
+        self.color_decoder = ColorDecoder(
+            (enc.channels("relu2_2"), enc.channels("relu3_3"), enc.channels("relu4_3")),
+            config.color_widths,
+            self.grid.num_bins,
+            config.palette_embed,
+        )
+        self.style_decoder = StyleDecoder(enc.channels("relu4_1"), config.style_widths)
+        self.styles = nn.ModuleDict()
+        for name in style_names:
+            self.add_style(name)
+
+    def new_style_adapter(self) -> StyleAdapter:
+        return StyleAdapter(self.encoder.channels("relu4_1"), self.style_decoder.hidden_channels)
+
+    def add_style(self, name: str, adapter: StyleAdapter | None = None) -> StyleAdapter:
+        check_style_name(name)
+        adapter = adapter if adapter is not None else self.new_style_adapter()
+        self.styles[name] = adapter
+        return adapter
+
+    @property
+    def style_names(self) -> list[str]:
+        return list(self.styles.keys())
+
+    def ab_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.grid.annealed_mean(logits, self.config.annealed_temperature)
