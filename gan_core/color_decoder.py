@@ -29,12 +29,14 @@ class PaletteFiLM(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor, palette: torch.Tensor | None) -> torch.Tensor:
+        """``palette``: N x Q histograms (N = 1 or the batch); an all-zero row means 'no palette'."""
         batch = x.shape[0]
         if palette is None:
             cond = x.new_zeros(batch, self.mlp[0].in_features)
         else:
-            flag = palette.new_ones(palette.shape[0], 1)
-            cond = torch.cat([palette, flag], dim=1).to(x.dtype).expand(batch, -1)
+            palette = palette.to(x.dtype)
+            given = (palette.sum(dim=1, keepdim=True) > 0).to(x.dtype)
+            cond = torch.cat([palette, given], dim=1).expand(batch, -1)
         scale, shift = self.mlp(cond).chunk(2, dim=1)
         return x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
 

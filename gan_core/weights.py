@@ -31,8 +31,8 @@ FORMAT_VERSION = "1"
 STYLE_FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"}
-_DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4}
-_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
+_DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+WEIGHT_DTYPES = frozenset({"F16", "BF16", "F32"})
 
 
 class WeightsError(ValueError):
@@ -53,8 +53,11 @@ def _fail(path: Path, problem: str) -> WeightsError:
     return WeightsError(f"{path.name}: {problem}")
 
 
-def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
-    """The (tensor entries, metadata) of a safetensors file, checked for sanity but not for meaning."""
+def read_header(path: str | os.PathLike, dtypes: frozenset[str] = WEIGHT_DTYPES) -> tuple[dict, dict]:
+    """The (tensor entries, metadata) of a safetensors file, checked for sanity but not for meaning.
+
+    ``dtypes`` are the tensor dtypes accepted (weights files hold floating point only).
+    """
     path = Path(path)
     if not path.exists():
         raise WeightsError(f"{path}: no such file")
@@ -89,16 +92,16 @@ def read_header(path: str | os.PathLike) -> tuple[dict, dict]:
         raise _fail(path, "the metadata is not a map of strings (corrupted file)")
     data_len = size - 8 - header_len
     for name, entry in header.items():
-        _check_entry(path, name, entry, data_len)
+        _check_entry(path, name, entry, data_len, dtypes)
     return header, metadata
 
 
-def _check_entry(path: Path, name: str, entry: object, data_len: int) -> None:
+def _check_entry(path: Path, name: str, entry: object, data_len: int, dtypes: frozenset[str]) -> None:
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
         raise _fail(path, f"tensor {name!r} has a malformed header entry")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in _DTYPE_BYTES:
-        raise _fail(path, f"tensor {name!r} has dtype {dtype}; DualGAN files hold only F32, F16 or BF16")
+    if dtype not in dtypes or dtype not in _DTYPE_BYTES:
+        raise _fail(path, f"tensor {name!r} has dtype {dtype}; this file may hold only {', '.join(sorted(dtypes))}")
     if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
         raise _fail(path, f"tensor {name!r} has an invalid shape {shape!r}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):

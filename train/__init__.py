@@ -1,0 +1,1 @@
+"""DualGAN trainer: ``python -m train --help``. Imports gan_core, never ComfyUI."""

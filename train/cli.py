@@ -1,0 +1,111 @@
+"""``python -m train``: fetch the open data, import VGG16, train the base model and styles, export."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from .settings import BaseSettings, add_settings_arguments, settings_from_args
+
+
+def _base(args) -> int:
+    from .base import train_base
+
+    settings = settings_from_args(args, BaseSettings)
+    if not settings.photos or not settings.styles:
+        raise ValueError("--photos and --styles (folders of images) are required")
+    ckpt = train_base(settings, resume=args.resume)
+    print(f"checkpoint: {ckpt}")
+    return 0
+
+
+def _style(args) -> int:
+    from .style import train_style
+
+    if args.into_model and args.out.suffix.lower() != ".safetensors":
+        raise ValueError(f"{args.out}: the output must be a .safetensors file")
+    out = train_style(
+        base=args.base, painting=args.style, name=args.name, content=args.content, out=args.out, into_model=args.into_model,
+        steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, source=args.source, licence=args.licence, seed=args.seed,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _export(args) -> int:
+    import torch
+
+    from .base import build_model, export_from_model
+    from .checkpoint import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(args.checkpoint)
+    settings = BaseSettings(**meta["settings"])
+    model = build_model(settings)
+    _load_generator(args.checkpoint, model)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
+    export_from_model(model, settings, args.out, steps=int(meta["step"]), dtype=dtype)
+    print(f"exported {args.out} (step {meta['step']}, {args.dtype})")
+    return 0
+
+
+def _load_generator(path, model) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        prefix = "mod.generator."
+        state = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
+    model.load_state_dict(state, strict=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for module in ("fetch_data", "vgg_import", "evaluate"):
+        try:
+            importlib.import_module(f"{__package__}.{module}").register(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{module}":
+                raise
+
+    p = sub.add_parser("base", help="train the shared model (both decoders) on photos and paintings")
+    add_settings_arguments(p, BaseSettings)
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly where it stopped")
+    p.set_defaults(func=_base)
+
+    p = sub.add_parser("style", help="train a named style adapter for a trained model (minutes on a CPU)")
+    p.add_argument("--base", type=Path, required=True, help="the DualGAN weights file to add the style to")
+    p.add_argument("--style", type=Path, required=True, help="the painting (an image file)")
+    p.add_argument("--name", required=True, help="the style's name (letters, digits, '_' or '-')")
+    p.add_argument("--content", type=Path, required=True, help="a folder of content photos to train on")
+    p.add_argument("--out", type=Path, required=True, help="the style file to write (or the model copy with --into-model)")
+    p.add_argument("--into-model", action="store_true", help="write a copy of the model file with the style inside")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--crop", type=int, default=160)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--source", default="", help="where the painting comes from (stored with the style)")
+    p.add_argument("--licence", default="unknown", help="the painting's licence (stored with the style)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_style)
+
+    p = sub.add_parser("export", help="export a training checkpoint to the DualGAN weights format")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    p.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

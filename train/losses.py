@@ -1,0 +1,97 @@
+"""The seed's losses, each a plain function of tensors (weighted by its lambda in the loop).
+
+content    mean squared distance between VGG features
+style      per layer: squared distance of channel means plus squared Frobenius distance of the
+           channel covariance matrices (the "mean and covariance" formula of the seed)
+colour     L1 distance between differentiable soft ab histograms
+chroma CE  cross-entropy of the predicted bin distribution against soft-encoded true chroma,
+           with Zhang et al.'s class rebalancing so rare saturated colours are not drowned out
+GAN        hinge or least-squares, for the discriminator and the generator
+TV         total variation, for smooth stylised output
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from gan_core.chroma import AbGrid
+
+
+def content_loss(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
+    return sum(F.mse_loss(feats[k], target[k]) for k in layers) / len(layers)
+
+
+def mean_covariance(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channel means (B x C) and covariance (B x C x C) of B x C x H x W features."""
+    flat = rearrange(feats.float(), "b c h w -> b c (h w)")
+    mean = flat.mean(dim=2)
+    centred = flat - mean.unsqueeze(2)
+    cov = centred @ centred.transpose(1, 2) / flat.shape[2]
+    return mean, cov
+
+
+def style_loss(feats: dict[str, torch.Tensor], style: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
+    """Sum over layers of |mu - mu_s|^2 / C + |Sigma - Sigma_s|_F^2 / C^2, averaged over the batch."""
+    total = 0.0
+    for k in layers:
+        mu, cov = mean_covariance(feats[k])
+        mu_s, cov_s = mean_covariance(style[k])
+        c = mu.shape[1]
+        total = total + ((mu - mu_s) ** 2).sum(1).mean() / c + ((cov - cov_s) ** 2).sum((1, 2)).mean() / (c * c)
+    return total
+
+
+def color_histogram_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, grid: AbGrid, sigma: float = 5.0) -> torch.Tensor:
+    """L1 distance between the soft ab histograms of prediction and truth, averaged over images."""
+    return (grid.histogram(ab_pred, sigma) - grid.histogram(ab_true, sigma)).abs().sum(1).mean()
+
+
+def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5, smooth_sigma: float = 1.0, bins_per_axis: int | None = None) -> torch.Tensor:
+    """Zhang et al.'s class weights: w ~ 1 / ((1 - mix) * smoothed prior + mix / Q), E_prior[w] = 1."""
+    q = prior.numel()
+    n = bins_per_axis or int(round(q**0.5))
+    p = prior.float().view(1, 1, n, n)
+    if smooth_sigma > 0:
+        radius = max(1, int(3 * smooth_sigma))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        k = torch.exp(-(x**2) / (2 * smooth_sigma**2))
+        k = k / k.sum()
+        p = F.conv2d(F.pad(p, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+        p = F.conv2d(F.pad(p, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    p = p.flatten()
+    p = p / p.sum()
+    w = 1.0 / ((1 - mix) * p + mix / q)
+    return w / (p * w).sum()
+
+
+def chroma_cross_entropy(
+    logits: torch.Tensor, ab_true: torch.Tensor, grid: AbGrid, weights: torch.Tensor | None = None, sigma: float = 5.0
+) -> torch.Tensor:
+    """Cross-entropy of B x Q x h x w logits against soft-encoded truth (B x 2 x h x w), rebalanced."""
+    target = grid.soft_assign(ab_true.float(), sigma)
+    ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)  # B x h x w
+    if weights is not None:
+        ce = ce * weights.to(ce.device)[grid.bin_index(ab_true)]
+    return ce.mean()
+
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    if kind == "lsgan":
+        return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits**2).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}; use 'hinge' or 'lsgan'")
+
+
+def g_loss(fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    if kind == "hinge":
+        return -fake_logits.mean()
+    if kind == "lsgan":
+        return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}; use 'hinge' or 'lsgan'")
+
+
+def total_variation(img: torch.Tensor) -> torch.Tensor:
+    return (img[:, :, 1:, :] - img[:, :, :-1, :]).abs().mean() + (img[:, :, :, 1:] - img[:, :, :, :-1]).abs().mean()

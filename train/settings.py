@@ -1,0 +1,83 @@
+"""Training settings: defaults, a JSON config file, and command-line overrides, in that order."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class BaseSettings:
+    photos: str = ""
+    styles: str = ""
+    run_dir: str = "runs/base"
+    vgg: str = ""
+    architecture: str = "default"  # "default" (VGG16 widths) or "tiny" (tests and smoke runs)
+    steps: int = 3000
+    batch: int = 4
+    crop: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    lr_encoder: float = 1e-5
+    finetune_encoder: bool = False
+    gan: str = "hinge"
+    adv_start: int = 500  # generator pre-training steps before the adversarial losses switch on
+    lambda_ce: float = 1.0
+    lambda_hist: float = 1.0
+    lambda_adv_color: float = 0.03
+    lambda_content: float = 1.0
+    lambda_style: float = 1.0
+    lambda_adv_style: float = 0.03
+    lambda_tv: float = 1.0
+    palette_prob: float = 0.3
+    seed: int = 0
+    workers: int = 2
+    amp: bool = True  # bf16 autocast, on GPU only
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 200
+    export: str = ""  # also export the final weights here (fp16)
+    licence: str = "see README model card"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def lambdas(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.startswith("lambda_")}
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, cls=BaseSettings) -> None:
+    """One --option per field (None default, so only given options override the config file)."""
+    parser.add_argument("--config", help="JSON file of settings (command-line options override it)")
+    for f in dataclasses.fields(cls):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+            parser.add_argument(flag, type=kind, default=None, help=f"(default {f.default!r})")
+
+
+def settings_from_args(args: argparse.Namespace, cls=BaseSettings):
+    values = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such settings file")
+        try:
+            values = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}")
+    for f in dataclasses.fields(cls):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    return cls(**values)

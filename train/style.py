@@ -1,0 +1,102 @@
+"""``python -m train style``: learn a named style adapter for a trained model, in minutes on a CPU.
+
+Everything of the base model stays frozen. The adapter (gan_core.style_decoder.StyleAdapter) starts
+from the painting's relu4_1 statistics and identity scales/shifts, and is fitted to minimise the
+content loss (to the AdaIN target) plus the mean/covariance style loss to the painting over crops
+of content photos. The result is written as a separate style file, or into a copy of the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
+from gan_core.inference import pad_for_network, render_shape, resize
+from gan_core.model import check_style_name
+from gan_core.style_codes import StyleCode, adain, feature_stats
+from gan_core.weights import inspect_weights, load_weights, save_style_file, save_weights
+
+from . import losses
+from .base import STYLE_LAYERS, check_run_dir
+from .data import CropDataset, load_rgb, make_loader
+
+logger = logging.getLogger(__name__)
+
+
+def train_style(
+    *,
+    base: str | Path,
+    painting: str | Path,
+    name: str,
+    content: str | Path,
+    out: str | Path,
+    into_model: bool = False,
+    steps: int = 300,
+    batch: int = 2,
+    crop: int = 160,
+    lr: float = 0.01,
+    lambda_content: float = 1.0,
+    lambda_style: float = 1.0,
+    lambda_tv: float = 1.0,
+    source: str = "",
+    licence: str = "unknown",
+    seed: int = 0,
+    workers: int = 0,
+    progress: bool = True,
+) -> Path:
+    check_style_name(name)
+    out = Path(out)
+    check_run_dir(out.parent)
+    model, info = load_weights(base)
+    if name in model.styles:
+        raise ValueError(f"{Path(base).name} already has a style named {name!r}; choose another --name")
+    model.requires_grad_(False).eval()
+    art = load_rgb(Path(painting))
+    if art is None:
+        raise ValueError(f"{painting}: the painting cannot be read as an image")
+    art = art.unsqueeze(0)
+    art = resize(art, render_shape(*art.shape[-2:], 512))
+    with torch.no_grad():
+        style_feats = model.encoder(pad_for_network(art), until="relu4_1")
+        code = feature_stats(style_feats["relu4_1"])
+    adapter = model.new_style_adapter()
+    with torch.no_grad():
+        adapter.mean.copy_(code.mean[0])
+        adapter.std.copy_(code.std[0])
+    opt = torch.optim.Adam(adapter.parameters(), lr=lr)
+    photos = CropDataset(content, crop, seed=seed)
+    loader = make_loader(photos, batch_size=batch, start_step=0, total_steps=steps, rank=0, world=1, workers=workers)
+    stat_scale = code.std.mean().item()  # keeps the mean/std parameters' steps comparable to the scales'
+    for step, rgb in enumerate(tqdm(loader, total=steps, desc=f"style {name}", disable=not progress)):
+        with torch.no_grad():
+            grey = grey_rgb_from_lightness(rgb_to_lab(rgb)[:, :1])
+            f = model.encoder(grey, until="relu4_1")["relu4_1"]
+            content_code = feature_stats(f)
+        target = adain(f, content_code, StyleCode(adapter.mean[None], adapter.std.abs()[None] + 1e-5))
+        image = model.style_decoder(target, adapter)
+        feats = model.encoder(image, until="relu4_1")
+        loss = (
+            lambda_content * F.mse_loss(feats["relu4_1"], target.detach()) / stat_scale**2
+            + lambda_style * losses.style_loss(feats, style_feats, STYLE_LAYERS) / stat_scale**2
+            + lambda_tv * losses.total_variation(image)
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            logger.info("step %d loss %.4f", step, float(loss))
+    model.add_style(name, adapter.requires_grad_(False))
+    style_info = {name: {"source": source or Path(painting).name, "licence": licence, "steps": steps, "content": str(content)}}
+    if into_model:
+        styles = dict(info.styles)
+        styles.update(style_info)
+        dtype = {"F16": torch.float16, "BF16": torch.bfloat16}.get(inspect_weights(base).stored_dtype, torch.float32)
+        save_weights(out, model, styles=styles, training=info.training, licence=info.licence, dtype=dtype)
+    else:
+        save_style_file(out, model, [name], style_info)
+    return out
