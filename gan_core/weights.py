@@ -133,8 +133,14 @@ def _describe_foreign(header: dict) -> str:
     return "it has no 'dualgan.format' metadata"
 
 
+def _stored_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a file stores: every weight and running statistic (BatchNorm's step counters,
+    which inference never reads, are left out)."""
+    return {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
 def _expected_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return {k: tuple(v.shape) for k, v in _stored_state(model).items()}
 
 
 def _compare_names(path: Path, expected: dict[str, tuple[int, ...]], header: dict) -> None:
@@ -211,7 +217,9 @@ def load_weights(path: str | os.PathLike, dtype: torch.dtype = torch.float32) ->
     _compare_names(info.path, _expected_shapes(skeleton), header)
     tensors = _read_tensors(info.path, list(header))
     model = DualGAN(info.config, tuple(info.styles))
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    state = model.state_dict()  # keeps the step counters the file leaves out
+    state.update({k: v.float() for k, v in tensors.items()})
+    model.load_state_dict(state, strict=True)
     return model.to(dtype).eval(), info
 
 
@@ -272,11 +280,7 @@ def save_weights(
 ) -> None:
     """Export ``model`` (all its named styles included) in the DualGAN weights format."""
     style_meta = {name: (styles or {}).get(name, {}) for name in model.style_names}
-    tensors = {k: v.to(dtype) for k, v in model.state_dict().items() if v.is_floating_point()}
-    # BatchNorm's step counters are not weights; they are rebuilt on load.
-    buffers = {k: v for k, v in model.state_dict().items() if not v.is_floating_point()}
-    for k, v in buffers.items():
-        tensors[k] = v.to(torch.float32)
+    tensors = {k: v.to(dtype) for k, v in _stored_state(model).items()}
     metadata = {
         "dualgan.format": FORMAT_VERSION,
         "dualgan.config": model.config.to_json(),

@@ -200,8 +200,8 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
             parts = {
                 "ce": losses.chroma_cross_entropy(logits, ab_half, grid, class_weights),
                 "hist": losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(ab_half, 2), grid),
-                "content": F.mse_loss(out_feats["relu4_1"], target.detach()) / 100.0,
-                "style": losses.style_loss(out_feats, style_feats, STYLE_LAYERS) / 1e4,
+                "content": losses.content_loss(out_feats, {"relu4_1": target.detach()}, ["relu4_1"]),
+                "style": losses.style_loss(out_feats, style_feats, STYLE_LAYERS),
                 "tv": losses.total_variation(stylised),
             }
             if adversarial:
@@ -224,7 +224,7 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
         if rank == 0:
             bar.update(1)
             if done % settings.log_every == 0 or done == settings.steps:
-                values = {k: float(v) for k, v in parts.items()}
+                values = {k: float(v.detach()) for k, v in parts.items()}
                 bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values['style']:.3f}")
                 log_writer.writerow([done, round(time.time() - t0, 2)] + [f"{values[k]:.5f}" if k in values else "" for k in
                                     ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style")])

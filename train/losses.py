@@ -1,8 +1,10 @@
 """The seed's losses, each a plain function of tensors (weighted by its lambda in the loop).
 
-content    mean squared distance between VGG features
+content    mean squared distance between VGG features, relative to the target's mean square
 style      per layer: squared distance of channel means plus squared Frobenius distance of the
-           channel covariance matrices (the "mean and covariance" formula of the seed)
+           channel covariance matrices (the "mean and covariance" formula of the seed), relative
+           to the same quantities of the style target
+           (relative forms make the lambdas independent of the encoder's feature scale)
 colour     L1 distance between differentiable soft ab histograms
 chroma CE  cross-entropy of the predicted bin distribution against soft-encoded true chroma,
            with Zhang et al.'s class rebalancing so rare saturated colours are not drowned out
@@ -19,8 +21,13 @@ from einops import rearrange
 from gan_core.chroma import AbGrid
 
 
-def content_loss(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
-    return sum(F.mse_loss(feats[k], target[k]) for k in layers) / len(layers)
+def content_loss(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor], layers: list[str], eps: float = 1e-8) -> torch.Tensor:
+    """Mean over layers of |f - t|^2 / |t|^2 (per element means)."""
+    total = 0.0
+    for k in layers:
+        t = target[k].float()
+        total = total + F.mse_loss(feats[k].float(), t) / (t.pow(2).mean() + eps)
+    return total / len(layers)
 
 
 def mean_covariance(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,15 +39,20 @@ def mean_covariance(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, cov
 
 
-def style_loss(feats: dict[str, torch.Tensor], style: dict[str, torch.Tensor], layers: list[str]) -> torch.Tensor:
-    """Sum over layers of |mu - mu_s|^2 / C + |Sigma - Sigma_s|_F^2 / C^2, averaged over the batch."""
+def style_loss(feats: dict[str, torch.Tensor], style: dict[str, torch.Tensor], layers: list[str], eps: float = 1e-8) -> torch.Tensor:
+    """Mean over layers of (|mu - mu_s|^2 / C + |Sigma - Sigma_s|_F^2 / C^2) / (|mu_s|^2 / C + |Sigma_s|_F^2 / C^2).
+
+    Batch means are taken of numerator and denominator; the style batch broadcasts (1 or B).
+    """
     total = 0.0
     for k in layers:
         mu, cov = mean_covariance(feats[k])
         mu_s, cov_s = mean_covariance(style[k])
         c = mu.shape[1]
-        total = total + ((mu - mu_s) ** 2).sum(1).mean() / c + ((cov - cov_s) ** 2).sum((1, 2)).mean() / (c * c)
-    return total
+        distance = ((mu - mu_s) ** 2).sum(1).mean() / c + ((cov - cov_s) ** 2).sum((1, 2)).mean() / (c * c)
+        scale = (mu_s**2).sum(1).mean() / c + (cov_s**2).sum((1, 2)).mean() / (c * c)
+        total = total + distance / (scale + eps)
+    return total / len(layers)
 
 
 def color_histogram_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, grid: AbGrid, sigma: float = 5.0) -> torch.Tensor:

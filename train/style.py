@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
@@ -71,7 +70,6 @@ def train_style(
     opt = torch.optim.Adam(adapter.parameters(), lr=lr)
     photos = CropDataset(content, crop, seed=seed)
     loader = make_loader(photos, batch_size=batch, start_step=0, total_steps=steps, rank=0, world=1, workers=workers)
-    stat_scale = code.std.mean().item()  # keeps the mean/std parameters' steps comparable to the scales'
     for step, rgb in enumerate(tqdm(loader, total=steps, desc=f"style {name}", disable=not progress)):
         with torch.no_grad():
             grey = grey_rgb_from_lightness(rgb_to_lab(rgb)[:, :1])
@@ -81,8 +79,8 @@ def train_style(
         image = model.style_decoder(target, adapter)
         feats = model.encoder(image, until="relu4_1")
         loss = (
-            lambda_content * F.mse_loss(feats["relu4_1"], target.detach()) / stat_scale**2
-            + lambda_style * losses.style_loss(feats, style_feats, STYLE_LAYERS) / stat_scale**2
+            lambda_content * losses.content_loss(feats, {"relu4_1": target.detach()}, ["relu4_1"])
+            + lambda_style * losses.style_loss(feats, style_feats, STYLE_LAYERS)
             + lambda_tv * losses.total_variation(image)
         )
         opt.zero_grad(set_to_none=True)
