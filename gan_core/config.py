@@ -23,6 +23,9 @@ class DualGANConfig:
     ab_bins_per_axis: int = 22
     ab_range: float = 110.0
     annealed_temperature: float = 0.38
+    # The encoder's features come from 0..255-scaled ImageNet weights and are O(100); the style
+    # decoder has no normalisation layer, so it scales its input down to O(1) first.
+    style_input_scale: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("vgg_widths", "color_widths", "style_widths"):

@@ -39,7 +39,7 @@ class DualGAN(nn.Module):
             self.grid.num_bins,
             config.palette_embed,
         )
-        self.style_decoder = StyleDecoder(enc.channels("relu4_1"), config.style_widths)
+        self.style_decoder = StyleDecoder(enc.channels("relu4_1"), config.style_widths, config.style_input_scale)
         self.styles = nn.ModuleDict()
         for name in style_names:
             self.add_style(name)

@@ -30,8 +30,9 @@ def _conv(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class StyleDecoder(nn.Module):
-    def __init__(self, feature_channels: int, widths: tuple[int, int, int, int]) -> None:
+    def __init__(self, feature_channels: int, widths: tuple[int, int, int, int], input_scale: float = 1.0) -> None:
         super().__init__()
+        self.input_scale = input_scale
         w8, w4, w2, w1 = widths
         # (input channels, output channels, upsample before?) for each hidden convolution.
         plan = [(feature_channels, w8, False), (w8, w4, True), (w4, w4, False), (w4, w2, True), (w2, w1, True)]
@@ -42,7 +43,7 @@ class StyleDecoder(nn.Module):
 
     def forward(self, feats: torch.Tensor, adapter: StyleAdapter | None = None) -> torch.Tensor:
         """RGB (unclamped, nominally 0..1) at 8x the feature resolution."""
-        x = feats
+        x = feats * self.input_scale
         for i, (conv, up) in enumerate(zip(self.convs, self.upsample_before)):
             if up:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")

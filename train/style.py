@@ -87,7 +87,7 @@ def train_style(
         loss.backward()
         opt.step()
         if step % 50 == 0:
-            logger.info("step %d loss %.4f", step, float(loss))
+            logger.info("step %d loss %.4f", step, float(loss.detach()))
     model.add_style(name, adapter.requires_grad_(False))
     style_info = {name: {"source": source or Path(painting).name, "licence": licence, "steps": steps, "content": str(content)}}
     if into_model:
