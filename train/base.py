@@ -112,6 +112,10 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     run_dir = Path(settings.run_dir)
     if rank == 0:
         check_run_dir(run_dir)
+        # A run killed while writing a checkpoint leaves its temporary file; the checkpoint itself
+        # is always the last complete one (write, fsync, rename), so the leftovers just go.
+        for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):
+            stale.unlink(missing_ok=True)
     torch.manual_seed(settings.seed)
     model = build_model(settings)
     if settings.vgg:
