@@ -104,6 +104,27 @@ def pad_for_network(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
 
 
+def light_r_padded(lightness: torch.Tensor) -> torch.Tensor:
+    return pad_for_network(lightness.float()) / 100.0
+
+
+def smooth_chroma(ab_half, guide_half, previous, strength: float, sigma: float = 0.04):
+    """Carry chroma over from the previous frame, per pixel, where the luminance stayed the same.
+
+    The carried share is ``strength * exp(-|L_t - L_t-1| / sigma)`` (L in 0..1), so static regions
+    keep a steady colour and moving ones follow the current frame instead of ghosting.
+    Returns the smoothed ab maps and the state to pass with the next chunk.
+    """
+    out = ab_half.clone()
+    for i in range(out.shape[0]):
+        if previous is not None and previous[0].shape == out[i : i + 1].shape:
+            prev_ab, prev_guide = previous
+            carry = strength * torch.exp(-(guide_half[i : i + 1] - prev_guide).abs() / sigma)
+            out[i : i + 1] = carry * prev_ab + (1 - carry) * out[i : i + 1]
+        previous = (out[i : i + 1], guide_half[i : i + 1])
+    return out, previous
+
+
 def _ownership(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """For each tile along one axis, the [start, end) pixels it alone accounts for in statistics."""
     starts = tile_starts(length, tile, overlap, STRIDE)
@@ -275,10 +296,17 @@ class DualGANRunner:
         style: StyleSpec | None = None,
         palette: torch.Tensor | None = None,
         saturation: float = 1.0,
+        temporal_smoothing: float = 0.0,
         progress: Callable[[int, int], None] | None = None,
     ):
         """Yield, per image, a dict with ``lightness`` (B=1 x 1 x H x W, original L), ``ab_original``,
-        and where asked ``ab_color`` (full-size chroma of the colour decoder) and ``lab_style``."""
+        and where asked ``ab_color`` (full-size chroma of the colour decoder) and ``lab_style``.
+
+        ``temporal_smoothing`` (0..0.95) treats the batch as consecutive video frames and carries
+        chroma over from the previous frame where the luminance did not change (see ``smooth_chroma``).
+        """
+        if not 0.0 <= temporal_smoothing <= 0.95:
+            raise ValueError(f"temporal_smoothing must be between 0 and 0.95, got {temporal_smoothing}")
         rgb = check_image(image)
         batch, _, height, width = rgb.shape
         if palette is not None and palette.shape[0] not in (1, batch):
@@ -297,6 +325,7 @@ class DualGANRunner:
 
         hp, wp = pad_for_network(torch.empty(1, 1, h_r, w_r, device="meta")).shape[-2:]
         chunk = self._chunk(hp, wp) if max(hp, wp) <= self.tile else 1
+        previous = None  # (ab_half, guide_half) of the last frame, for temporal smoothing
         for start in range(0, batch, chunk):
             rgb_chunk = rgb[start : start + chunk].to(self.device)
             lab_full = rgb_to_lab(rgb_chunk)
@@ -309,6 +338,8 @@ class DualGANRunner:
                 code = StyleCode(style.code.mean[start : start + chunk], style.code.std[start : start + chunk])
                 sty = StyleSpec(code, style.adapter, style.strength)
             ab_half, stylised = self.network_pass(grey, (h_r, w_r), need_color=need_color, style=sty, palette=pal, on_step=step)
+            if ab_half is not None and temporal_smoothing > 0:
+                ab_half, previous = smooth_chroma(ab_half, F.avg_pool2d(light_r_padded(light_r), 2), previous, temporal_smoothing)
             for i in range(rgb_chunk.shape[0]):
                 out = {"lightness": lightness[i : i + 1], "ab_original": lab_full[i : i + 1, 1:]}
                 if ab_half is not None:
@@ -335,12 +366,13 @@ class DualGANRunner:
         outs = [make(parts) for parts in self.run(image, **kwargs)]
         return torch.cat(outs, dim=0)
 
-    def colorize(self, image, *, render_size=512, palette=None, saturation=1.0, progress=None) -> torch.Tensor:
+    def colorize(self, image, *, render_size=512, palette=None, saturation=1.0, temporal_smoothing=0.0, progress=None) -> torch.Tensor:
         """Natural colours for (grey or colour) images; output size and luminance are the input's."""
         return self._collect(
             image,
             lambda p: lab_to_rgb(torch.cat([p["lightness"], p["ab_color"]], dim=1)),
-            render_size=render_size, palette=palette, saturation=saturation, progress=progress,
+            render_size=render_size, palette=palette, saturation=saturation, temporal_smoothing=temporal_smoothing,
+            progress=progress,
         )
 
     def stylize(self, image, style: StyleSpec, *, render_size=512, preserve_color="none", progress=None) -> torch.Tensor:
@@ -355,13 +387,15 @@ class DualGANRunner:
 
         return self._collect(image, make, render_size=render_size, need_color=need_color, style=style, progress=progress)
 
-    def blend(self, image, style: StyleSpec, *, lambda_content, lambda_color, render_size=512, palette=None, saturation=1.0, progress=None):
+    def blend(self, image, style: StyleSpec, *, lambda_content, lambda_color, render_size=512, palette=None, saturation=1.0,
+              temporal_smoothing=0.0, progress=None):
         """(blend, colorized, stylized) from one encoder pass; style.strength is lambda_style."""
         for name, value in (("lambda_content", lambda_content), ("lambda_color", lambda_color), ("lambda_style", style.strength)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         blends, colors, styles = [], [], []
-        for p in self.run(image, render_size=render_size, style=style, palette=palette, saturation=saturation, progress=progress):
+        for p in self.run(image, render_size=render_size, style=style, palette=palette, saturation=saturation,
+                          temporal_smoothing=temporal_smoothing, progress=progress):
             blends.append(compose(p["lightness"], p["ab_color"], p["lab_style"], lambda_content, lambda_color))
             colors.append(lab_to_rgb(torch.cat([p["lightness"], p["ab_color"]], dim=1)))
             styles.append(compose(p["lightness"], p["ab_color"], p["lab_style"], 0.0, 0.0))

@@ -1,0 +1,18 @@
+"""The four DualGAN nodes on ComfyUI's V3 schema. Importing defines classes and registers the model
+folders; nothing is built or read until a node runs."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .image_nodes import Blend, Colorize, StyleTransfer
+from .loader import LoadDualGAN, register_folders
+
+register_folders()
+
+NODES = [LoadDualGAN, Colorize, StyleTransfer, Blend]
+
+
+class DualGANExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)

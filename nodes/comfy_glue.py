@@ -1,0 +1,99 @@
+"""What the nodes need from ComfyUI: devices, memory, progress, interrupts, tensor layout.
+
+No model maths here: gan_core does the work; this module adapts it to ComfyUI's conventions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.utils
+import torch
+from einops import rearrange
+
+from gan_core.inference import DualGANRunner, render_shape
+from gan_core.model import DualGAN
+from gan_core.weights import WeightsInfo
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Bytes of working memory per network pixel (VGG activations, decoders) and per output pixel
+# (Lab planes, guided-filter coefficients); measured peaks stay below these.
+NETWORK_BYTES_PER_PIXEL = 3000
+OUTPUT_BYTES_PER_PIXEL = 96
+
+
+def choose_dtype(choice: str, device: torch.device) -> torch.dtype:
+    """fp16/bf16 only where the device runs them well; 'auto' = fp16 on a GPU that likes it, else fp32."""
+    if choice == "auto":
+        if device.type == "cpu":
+            return torch.float32
+        return torch.float16 if mm.should_use_fp16(device) else torch.float32
+    if choice not in DTYPES:
+        raise ValueError(f"dtype must be one of auto, fp32, fp16, bf16; got {choice!r}")
+    if device.type == "cpu" and choice == "fp16":
+        logger.warning("fp16 on the CPU is slow or unsupported; running in fp32")
+        return torch.float32
+    return DTYPES[choice]
+
+
+@dataclass
+class DualGANHandle:
+    """What travels along a DUALGAN socket: the network, its ModelPatcher, dtype and file info."""
+
+    model: DualGAN
+    patcher: object
+    dtype: torch.dtype
+    info: WeightsInfo
+
+    @classmethod
+    def wrap(cls, model: DualGAN, info: WeightsInfo, dtype_choice: str) -> "DualGANHandle":
+        load_device = mm.get_torch_device()
+        dtype = choose_dtype(dtype_choice, load_device)
+        model = model.to(dtype).eval()
+        patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
+        return cls(model=model, patcher=patcher, dtype=dtype, info=info)
+
+    def runner_for(self, image_bhwc: torch.Tensor, render_size: int) -> DualGANRunner:
+        """Load the model onto the compute device with room for this job; return a runner."""
+        batch, height, width = image_bhwc.shape[0], image_bhwc.shape[1], image_bhwc.shape[2]
+        h_r, w_r = render_shape(height, width, render_size)
+        runner = DualGANRunner(self.model, oom_types=(mm.OOM_EXCEPTION,), on_oom=mm.soft_empty_cache)
+        chunk = max(1, min(batch, runner.pixel_budget // max(1, h_r * w_r)))
+        memory = chunk * h_r * w_r * NETWORK_BYTES_PER_PIXEL + height * width * OUTPUT_BYTES_PER_PIXEL
+        mm.load_models_gpu([self.patcher], memory_required=memory)
+        return runner
+
+
+def to_bchw(image: torch.Tensor, what: str = "image") -> torch.Tensor:
+    """ComfyUI IMAGE (B x H x W x C) to gan_core's B x C x H x W."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"{what} must be a ComfyUI IMAGE batch (B x H x W x C), got {shape}")
+    return rearrange(image, "b h w c -> b c h w")
+
+
+def to_comfy_image(image_bchw: torch.Tensor) -> torch.Tensor:
+    """gan_core output to a ComfyUI IMAGE: float32, clamped, on the intermediate device."""
+    out = rearrange(image_bchw.float().clamp(0.0, 1.0), "b c h w -> b h w c")
+    return out.to(mm.intermediate_device()).contiguous()
+
+
+class Progress:
+    """A ComfyUI progress bar fed by gan_core's progress callback; every update is an interrupt point."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = comfy.utils.ProgressBar(max(1, total))
+
+    def __call__(self, done: int, total: int) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        self.bar.update_absolute(done, total)
+
+
+def finish() -> None:
+    """Give back cached device memory after big work (the model itself is offloaded by ComfyUI)."""
+    mm.soft_empty_cache()

@@ -1,0 +1,87 @@
+"""Load DualGAN: a weights file from models/dualgan (or the shipped default) as a DUALGAN model."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import folder_paths
+from comfy_api.latest import io
+
+from gan_core.weights import WeightsError, load_style_file, load_weights
+
+from .comfy_glue import DualGANHandle
+
+logger = logging.getLogger(__name__)
+
+DualGANModel = io.Custom("DUALGAN")
+DEFAULT_WEIGHTS = "dualgan_default.safetensors"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "gan_core" / "assets" / DEFAULT_WEIGHTS
+EXTENSIONS = {".safetensors", ".sft"}
+
+
+def register_folders() -> None:
+    """models/dualgan for weights, models/dualgan_styles for style files; keeps extra_model_paths.yaml entries."""
+    for name in ("dualgan", "dualgan_styles"):
+        default = os.path.join(folder_paths.models_dir, name)
+        paths = folder_paths.folder_names_and_paths.get(name, ([default], set()))[0]
+        folder_paths.folder_names_and_paths[name] = (paths, EXTENSIONS)
+
+
+def weight_choices() -> list[str]:
+    files = [f for f in folder_paths.get_filename_list("dualgan") if f != DEFAULT_WEIGHTS]
+    return [DEFAULT_WEIGHTS] + files
+
+
+def resolve_weights(name: str) -> Path:
+    if name == DEFAULT_WEIGHTS:
+        user_copy = folder_paths.get_full_path("dualgan", name)
+        if user_copy:
+            return Path(user_copy)
+        if not SHIPPED_WEIGHTS.is_file():
+            raise FileNotFoundError(
+                "no default DualGAN weights are installed yet: put a DualGAN .safetensors file in models/dualgan "
+                "or train one with `python -m train base` and export it"
+            )
+        return SHIPPED_WEIGHTS
+    return Path(folder_paths.get_full_path_or_raise("dualgan", name))
+
+
+def load_style_files(model) -> None:
+    """Add every style file in models/dualgan_styles; a broken one is skipped with a warning naming it."""
+    for name in folder_paths.get_filename_list("dualgan_styles"):
+        path = folder_paths.get_full_path("dualgan_styles", name)
+        try:
+            added = load_style_file(path, model)
+            logger.info("DualGAN: added styles %s from %s", added, name)
+        except (WeightsError, ValueError) as exc:
+            logger.warning("DualGAN: skipping style file %s: %s", name, exc)
+
+
+class LoadDualGAN(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DualGAN_Load",
+            display_name="Load DualGAN",
+            category="DualGAN",
+            description="Loads a DualGAN weights file (.safetensors) from models/dualgan, or the default weights "
+            "shipped with the node pack, plus every style file in models/dualgan_styles.",
+            inputs=[
+                io.Combo.Input("weights", options=weight_choices(), default=DEFAULT_WEIGHTS,
+                               tooltip="DualGAN weights: files in models/dualgan, or the shipped default. "
+                                       "Only .safetensors files are read; pickled .ckpt/.pt files are refused."),
+                io.Combo.Input("dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto",
+                               tooltip="Precision of the network. auto: fp16 on a GPU that supports it, fp32 on the CPU. "
+                                       "fp16 on the CPU runs in fp32. Colour maths is always fp32."),
+            ],
+            outputs=[DualGANModel.Output("model", tooltip="The loaded DualGAN (encoder, colour and style decoders, styles).")],
+        )
+
+    @classmethod
+    def execute(cls, weights: str, dtype: str) -> io.NodeOutput:
+        path = resolve_weights(weights)
+        model, info = load_weights(path)
+        load_style_files(model)
+        return io.NodeOutput(DualGANHandle.wrap(model, info, dtype))
