@@ -71,16 +71,20 @@ def read_header(path: str | os.PathLike, dtypes: frozenset[str] = WEIGHT_DTYPES)
         head = fh.read(8)
         if len(head) < 8:
             raise _fail(path, f"the file is {size} bytes, too short to be a safetensors file (empty or truncated)")
-        if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise _fail(path, "this is a pickle/PyTorch checkpoint renamed to .safetensors; pickles are refused")
+        # A torch checkpoint is a zip ("PK") or a raw pickle (protocol byte 0x80). Those bytes can also
+        # start a valid header length, so they only count once the header itself does not make sense.
+        looks_pickled = head[:2] == b"PK" or head[:1] == b"\x80"
+        pickled = _fail(path, "this is a pickle/PyTorch checkpoint renamed to .safetensors; pickles are refused")
         (header_len,) = struct.unpack("<Q", head)
         if header_len > MAX_HEADER_BYTES:
-            raise _fail(path, f"the header claims {header_len} bytes, far more than any weights file needs "
-                              "(not a safetensors file, or corrupted)")
+            raise pickled if looks_pickled else _fail(
+                path, f"the header claims {header_len} bytes, far more than any weights file needs (not a safetensors file, or corrupted)")
         if header_len > size - 8:
-            raise _fail(path, f"the header claims {header_len} bytes but the file has only {size - 8} after it "
-                              "(truncated download?)")
+            raise pickled if looks_pickled else _fail(
+                path, f"the header claims {header_len} bytes but the file has only {size - 8} after it (truncated download?)")
         raw = fh.read(header_len)
+    if not raw.startswith(b"{") and looks_pickled:
+        raise pickled
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -1,0 +1,315 @@
+"""gan_core units: Lab, chroma grid, weights format round trip and error paths, inference properties."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gan_core.chroma import AbGrid
+from gan_core.color import lab_to_rgb, rgb_to_lab
+from gan_core.inference import DualGANRunner, StyleSpec, check_image
+from gan_core.style_codes import feature_stats, stylize_features
+from gan_core.testing import tiny_model, write_tiny_weights
+from gan_core.weights import WeightsError, load_weights, save_weights
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def runner(model):
+    return DualGANRunner(model)
+
+
+@pytest.fixture(scope="module")
+def style(runner):
+    return runner.style_from_image(torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(9)))
+
+
+# ---- colour space ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lab_round_trip(dtype):
+    rgb = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    assert (lab_to_rgb(rgb_to_lab(rgb)) - rgb).abs().max() < 1e-4
+
+
+def test_lab_reference_values():
+    white = rgb_to_lab(torch.ones(1, 3, 1, 1))[0, :, 0, 0]
+    assert white.tolist() == pytest.approx([100.0, 0.0, 0.0], abs=0.01)
+    red = rgb_to_lab(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))[0, :, 0, 0]
+    assert red.tolist() == pytest.approx([53.24, 80.09, 67.20], abs=0.05)
+
+
+def test_lab_gradients_are_finite():
+    rgb = torch.rand(1, 3, 8, 8, requires_grad=True)
+    (lab_to_rgb(rgb_to_lab(rgb)).sum() + rgb_to_lab(torch.zeros(1, 3, 2, 2) + rgb[..., :2, :2]).sum()).backward()
+    assert torch.isfinite(rgb.grad).all()
+
+
+# ---- chroma grid ----------------------------------------------------------------------------
+
+def test_grid_bins_and_annealed_mean():
+    grid = AbGrid(22, 110)
+    ab = grid.centres[[5, 300]].T.reshape(1, 2, 1, 2)
+    assert grid.bin_index(ab).flatten().tolist() == [5, 300]
+    logits = torch.full((1, grid.num_bins, 1, 1), -50.0)
+    logits[0, 300] = 50.0
+    assert torch.allclose(grid.annealed_mean(logits)[0, :, 0, 0], grid.centres[300], atol=1e-4)
+    hist = grid.histogram(torch.randn(2, 2, 6, 6) * 40)
+    assert torch.allclose(hist.sum(1), torch.ones(2))
+    # a lower temperature pulls the mean toward the most likely bin
+    two = torch.full((1, grid.num_bins, 1, 1), -50.0)
+    two[0, 10], two[0, 400] = 1.0, 0.5
+    hot, cold = grid.annealed_mean(two, 1.0), grid.annealed_mean(two, 0.1)
+    assert (cold[0, :, 0, 0] - grid.centres[10]).norm() < (hot[0, :, 0, 0] - grid.centres[10]).norm()
+
+
+# ---- weights format -------------------------------------------------------------------------
+
+def test_weights_round_trip_bit_exact(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    save_weights(path, model, dtype=torch.float32, licence="CC0-1.0", training={"steps": 3})
+    loaded, info = load_weights(path)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert info.licence == "CC0-1.0" and info.training == {"steps": 3} and info.config == model.config
+    half = tmp_path / "h.safetensors"
+    save_weights(half, model)  # fp16 by default
+    loaded16, info16 = load_weights(half)
+    assert info16.stored_dtype == "F16"
+    w = model.state_dict()["color_decoder.head.weight"]
+    assert torch.equal(loaded16.state_dict()["color_decoder.head.weight"], w.half().float())
+
+
+def _rewrite_header(path, mutate):
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + n])
+    mutate(header)
+    raw = json.dumps(header).encode()
+    raw += b" " * ((8 - len(raw) % 8) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
+
+
+def _cases(tmp_path):
+    valid = write_tiny_weights(tmp_path / "valid.safetensors")
+    data = valid.read_bytes()
+
+    def make(name, content=None, header=None):
+        p = tmp_path / name
+        if content is not None:
+            p.write_bytes(content)
+        else:
+            p.write_bytes(data)
+            _rewrite_header(p, header)
+        return p
+
+    n = struct.unpack("<Q", data[:8])[0]
+
+    def del_tensor(h):
+        h.pop("color_decoder.head.bias")
+
+    def add_tensor(h):
+        h["extra.weight"] = dict(h["color_decoder.head.bias"])
+
+    def bad_shape(h):
+        h["color_decoder.head.bias"]["shape"] = [h["color_decoder.head.bias"]["shape"][0] // 2, 2]
+
+    def int_dtype(h):
+        h["color_decoder.head.bias"]["dtype"] = "I32"
+
+    def version(h):
+        h["__metadata__"]["dualgan.format"] = "99"
+
+    def no_config(h):
+        h["__metadata__"].pop("dualgan.config")
+
+    def bad_config(h):
+        h["__metadata__"]["dualgan.config"] = '{"vgg_widths": [1, 2, 3, 4], "colour": 1}'
+
+    def sd_like(h):
+        h.pop("__metadata__")
+        h["model.diffusion_model.input_blocks.0.0.weight"] = h.pop("color_decoder.head.bias")
+
+    return [
+        (tmp_path / "missing.safetensors", "no such file"),
+        (make("zero.safetensors", b""), "too short"),
+        (make("trunc.safetensors", data[: len(data) // 2]), "truncated"),
+        (make("huge.safetensors", struct.pack("<Q", 2**40) + data[8:]), "claims"),
+        (make("nojson.safetensors", struct.pack("<Q", 8) + b"notjson!" + b"\0" * 64), "not valid JSON"),
+        (make("ver.safetensors", header=version), "format '99' is not supported"),
+        (make("noconf.safetensors", header=no_config), "dualgan.config"),
+        (make("badconf.safetensors", header=bad_config), "unknown fields"),
+        (make("missing_t.safetensors", header=del_tensor), "missing"),
+        (make("extra_t.safetensors", header=add_tensor), "not part of this architecture"),
+        (make("shape.safetensors", header=bad_shape), "shape"),
+        (make("dtype.safetensors", header=int_dtype), "dtype I32"),
+        (make("sd.safetensors", header=sd_like), "Stable Diffusion"),
+        (make("model.ckpt", data), "pickles"),
+        (tmp_path, "not a file"),
+    ], n
+
+
+def test_every_loader_error_is_one_sentence_naming_the_file(tmp_path):
+    cases, _ = _cases(tmp_path)
+    for path, expected in cases:
+        with pytest.raises(WeightsError) as err:
+            load_weights(path)
+        message = str(err.value)
+        assert expected in message, (path.name, message)
+        assert path.name in message and "\n" not in message
+
+
+def test_pickle_renamed_and_nan_weights(tmp_path, model):
+    pickled = tmp_path / "pickled.safetensors"
+    torch.save({"a": torch.zeros(2)}, pickled)
+    with pytest.raises(WeightsError, match="pickle"):
+        load_weights(pickled)
+    path = tmp_path / "nan.safetensors"
+    save_weights(path, model, dtype=torch.float32)
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    tensors["color_decoder.head.bias"][0] = float("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    save_file(tensors, path, metadata=meta)
+    with pytest.raises(WeightsError, match="NaN"):
+        load_weights(path)
+
+
+# ---- inference ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (1, 3, 17, 531), (2, 3, 3, 2), (1, 1, 9, 9), (1, 4, 12, 20)])
+def test_output_shapes_and_ranges(runner, style, shape):
+    image = torch.rand(*shape)
+    out = runner.colorize(image)
+    assert out.shape == (shape[0], 3, shape[2], shape[3]) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    s = runner.stylize(image, StyleSpec(style, None, 1.0), render_size=64)
+    assert s.shape == out.shape and torch.isfinite(s).all()
+
+
+def test_full_resolution_path_on_4000x3000(runner):
+    image = torch.rand(1, 3, 3000, 4000)
+    out = runner.colorize(image, render_size=64)
+    assert out.shape == image.shape
+    # the output keeps the input's luminance (up to gamut clipping)
+    l_in, l_out = rgb_to_lab(image[..., :300, :300])[:, 0], rgb_to_lab(out[..., :300, :300])[:, 0]
+    assert (l_in - l_out).abs().median() < 0.5
+
+
+def test_hostile_values_and_empty_batch(runner):
+    image = torch.rand(1, 3, 16, 16)
+    image[0, 0, 0, 0], image[0, 1, 1, 1], image[0, 2, 2, 2] = float("nan"), float("inf"), -float("inf")
+    image[0, :, 5] = 7.0
+    assert torch.isfinite(runner.colorize(image)).all()
+    with pytest.raises(ValueError, match="empty batch"):
+        runner.colorize(torch.zeros(0, 3, 8, 8))
+    with pytest.raises(ValueError, match="channels"):
+        check_image(torch.zeros(1, 2, 8, 8))
+
+
+def test_blend_endpoints_equal_colorize_and_stylize(runner, style):
+    image = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(2))
+    colour = runner.colorize(image, render_size=32)
+    for strength in (0.3, 1.0):
+        spec = StyleSpec(style, None, strength)
+        stylised = runner.stylize(image, spec, render_size=32)
+        b_colour = runner.blend(image, spec, lambda_content=1.0, lambda_color=1.0, render_size=32)
+        b_style = runner.blend(image, spec, lambda_content=0.0, lambda_color=0.0, render_size=32)
+        assert torch.equal(b_colour[0], colour) and torch.equal(b_colour[1], colour)
+        assert torch.equal(b_style[0], stylised) and torch.equal(b_style[2], stylised)
+
+
+@pytest.mark.parametrize("which", ["lambda_content", "lambda_color"])
+def test_lambda_sweeps_are_monotone_and_smooth(runner, style, which):
+    image = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(4))
+    spec = StyleSpec(style, None, 1.0)
+    values = [i / 10 for i in range(11)]
+    outs = []
+    for v in values:
+        kwargs = {"lambda_content": 0.5, "lambda_color": 0.5, which: v}
+        outs.append(rgb_to_lab(runner.blend(image, spec, render_size=32, **kwargs)[0]))
+    distances = [(o - outs[0]).abs().mean().item() for o in outs]
+    assert all(b >= a - 1e-4 for a, b in zip(distances, distances[1:])), distances
+    steps = [(b - a).abs().mean().item() for a, b in zip(outs, outs[1:])]
+    assert max(steps) < 3 * (sum(steps) / len(steps)) + 1e-3, steps  # no jumps
+
+
+def test_lambda_style_interpolates_features_monotonically(runner, style):
+    feats = torch.rand(1, runner.model.encoder.channels("relu4_1"), 4, 6)
+    content = feature_stats(feats)
+    distances = [(stylize_features(feats, content, style, v / 10) - feats).norm().item() for v in range(11)]
+    assert distances[0] == 0.0
+    assert all(b > a for a, b in zip(distances, distances[1:]))
+    image = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(4))
+    outs = [runner.stylize(image, StyleSpec(style, None, v / 10), render_size=32) for v in range(11)]
+    out_d = [(o - outs[0]).abs().mean().item() for o in outs]
+    assert all(b >= a - 1e-3 for a, b in zip(out_d, out_d[1:])), out_d
+
+
+def test_palette_and_saturation(runner):
+    image = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(6))
+    grey = runner.colorize(image, saturation=0.0)
+    assert rgb_to_lab(grey)[:, 1:].abs().max() < 0.5
+    red = runner.palette_from_image(torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1).expand(1, 3, 16, 16))
+    blue = runner.palette_from_image(torch.tensor([0.1, 0.1, 0.9]).view(1, 3, 1, 1).expand(1, 3, 16, 16))
+    assert not torch.equal(runner.colorize(image, palette=red), runner.colorize(image, palette=blue))
+    with pytest.raises(ValueError, match="palette batch"):
+        runner.colorize(image.expand(3, -1, -1, -1), palette=torch.cat([red, blue]))
+
+
+def test_tiled_equals_untiled(model, style):
+    image = torch.rand(1, 3, 300, 400, generator=torch.Generator().manual_seed(8))
+    whole, tiled = DualGANRunner(model), DualGANRunner(model, tile=256, overlap=128)
+    assert tiled.steps_for(1, 300, 400, 0) > 1
+    c1, c2 = whole.colorize(image, render_size=0), tiled.colorize(image, render_size=0)
+    assert (c1 - c2).abs().max() < 5e-3
+    spec = StyleSpec(style, None, 1.0)
+    s1, s2 = whole.stylize(image, spec, render_size=0), tiled.stylize(image, spec, render_size=0)
+    assert (s1 - s2).abs().mean() < 1e-3 and (s1 - s2).abs().max() < 2e-2
+
+
+def test_out_of_memory_retry_with_smaller_tiles(model, style, monkeypatch):
+    class FakeOOM(Exception):
+        pass
+
+    runner = DualGANRunner(model, oom_types=(FakeOOM,))
+    original = model.encoder.forward
+    sizes = []
+
+    def flaky(x, until="relu4_3"):
+        sizes.append(max(x.shape[-2:]))
+        if len(sizes) == 1:
+            raise FakeOOM()
+        return original(x, until=until)
+
+    monkeypatch.setattr(model.encoder, "forward", flaky)
+    image = torch.rand(1, 3, 200, 160)
+    out = runner.colorize(image, render_size=0)
+    monkeypatch.undo()
+    assert sizes[0] == 200 and max(sizes[1:]) <= 100
+    assert torch.isfinite(out).all() and out.shape == image.shape
+
+
+def test_temporal_smoothing_steadies_static_frames(runner):
+    base = torch.rand(1, 3, 40, 60, generator=torch.Generator().manual_seed(1))
+    frames = base.repeat(4, 1, 1, 1)
+    frames[2] = torch.rand(1, 3, 40, 60)  # a cut: nothing is carried over where everything changed
+    plain = runner.colorize(frames, render_size=32)
+    smooth = runner.colorize(frames, render_size=32, temporal_smoothing=0.9)
+    assert torch.allclose(plain[0], smooth[0])  # the first frame has nothing to carry
+    assert torch.allclose(smooth[1], plain[1], atol=1e-4)  # identical frames: carrying changes nothing
+    assert (smooth[3] - plain[3]).abs().max() > 0  # after the cut, frame 3 borrows from frame 2 only where similar
+    with pytest.raises(ValueError, match="temporal_smoothing"):
+        runner.colorize(frames, temporal_smoothing=2.0)
