@@ -77,6 +77,28 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+def init_generator(model: DualGAN, path: Path) -> None:
+    """Copy generator weights from a training checkpoint or an exported weights file (same architecture)."""
+    from safetensors import safe_open
+
+    from gan_core.weights import load_weights, read_header
+
+    from .checkpoint import CHECKPOINT_DTYPES
+
+    _, metadata = read_header(path, CHECKPOINT_DTYPES)
+    if metadata.get("dualgan.checkpoint") == "1":
+        with safe_open(str(path), framework="pt") as fh:
+            prefix = "mod.generator."
+            state = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
+    else:
+        source, _ = load_weights(path)
+        if source.config != model.config:
+            raise ValueError(f"{path.name} has another architecture than this run")
+        state = source.state_dict()
+    model.load_state_dict(state, strict=True)
+    logger.info("generator initialised from %s", path)
+
+
 def estimate_prior(dataset: CropDataset, grid, samples: int = 64) -> torch.Tensor:
     """Empirical ab bin frequencies over the first sample numbers (deterministic)."""
     counts = torch.zeros(grid.num_bins)
@@ -122,6 +144,8 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
         load_vgg_into(model.encoder, settings.vgg)
     elif settings.architecture == "default":
         raise ValueError("--vgg is required for the default architecture (make it with `python -m train import-vgg16 OUT`)")
+    if settings.init:
+        init_generator(model, Path(settings.init))
     loss_net = VGGEncoder(model.config.vgg_widths)
     loss_net.load_state_dict(model.encoder.state_dict())
     loss_net.requires_grad_(False).eval().to(device)

@@ -65,12 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for module in ("fetch_data", "vgg_import", "evaluate"):
-        try:
-            importlib.import_module(f"{__package__}.{module}").register(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{module}":
-                raise
+    for module in ("open_data", "vgg16_import"):
+        importlib.import_module(f"{__package__}.{module}").register(sub)
 
     p = sub.add_parser("base", help="train the shared model (both decoders) on photos and paintings")
     add_settings_arguments(p, BaseSettings)

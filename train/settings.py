@@ -40,6 +40,7 @@ class BaseSettings:
     sample_every: int = 250
     checkpoint_every: int = 200
     export: str = ""  # also export the final weights here (fp16)
+    init: str = ""  # start the generator from a training checkpoint or a DualGAN weights file
     licence: str = "see README model card"
     extra: dict = field(default_factory=dict)
 
