@@ -56,7 +56,7 @@ def _load_model(args) -> DualGANRunner:
     for style_file in args.style_file or []:
         load_style_file(style_file, model)
     device = _device(args.device)
-    return DualGANRunner(model.to(device=device, dtype=_dtype(args.dtype, device)))
+    return DualGANRunner(model.to(device).cast(_dtype(args.dtype, device)))
 
 
 def _outputs(inputs: list[Path], out: Path, suffix: str) -> list[Path]:

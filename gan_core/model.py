@@ -57,5 +57,13 @@ class DualGAN(nn.Module):
     def style_names(self) -> list[str]:
         return list(self.styles.keys())
 
+    def cast(self, dtype: torch.dtype) -> "DualGAN":
+        """Cast for inference, keeping BatchNorm in float32 (its variances of O(100) features overflow float16)."""
+        self.to(dtype)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.float()
+        return self
+
     def ab_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         return self.grid.annealed_mean(logits, self.config.annealed_temperature)

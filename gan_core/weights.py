@@ -201,14 +201,16 @@ def inspect_weights(path: str | os.PathLike) -> WeightsInfo:
             check_style_name(name)
     except ValueError as exc:
         raise _fail(path, str(exc)) from None
-    dtypes = {e["dtype"] for e in header.values()}
+    counts: dict[str, int] = {}
+    for entry in header.values():
+        counts[entry["dtype"]] = counts.get(entry["dtype"], 0) + 1
     return WeightsInfo(
         path=path,
         config=config,
         styles=styles,
         training=_json_meta(path, metadata, "dualgan.training", {}),
         licence=metadata.get("dualgan.licence", ""),
-        stored_dtype=dtypes.pop() if len(dtypes) == 1 else "mixed",
+        stored_dtype=max(counts, key=counts.get) if counts else "F32",  # the weights' dtype; statistics are F32
     )
 
 
@@ -224,7 +226,7 @@ def load_weights(path: str | os.PathLike, dtype: torch.dtype = torch.float32) ->
     state = model.state_dict()  # keeps the step counters the file leaves out
     state.update({k: v.float() for k, v in tensors.items()})
     model.load_state_dict(state, strict=True)
-    return model.to(dtype).eval(), info
+    return model.cast(dtype).eval(), info
 
 
 def load_style_file(path: str | os.PathLike, model: DualGAN) -> list[str]:
@@ -284,7 +286,9 @@ def save_weights(
 ) -> None:
     """Export ``model`` (all its named styles included) in the DualGAN weights format."""
     style_meta = {name: (styles or {}).get(name, {}) for name in model.style_names}
-    tensors = {k: v.to(dtype) for k, v in _stored_state(model).items()}
+    # Running statistics stay float32: VGG features are O(100), so variances overflow float16.
+    params = {name for name, _ in model.named_parameters()}
+    tensors = {k: v.to(dtype) if k in params else v.float() for k, v in _stored_state(model).items()}
     metadata = {
         "dualgan.format": FORMAT_VERSION,
         "dualgan.config": model.config.to_json(),

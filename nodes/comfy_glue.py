@@ -54,7 +54,7 @@ class DualGANHandle:
     def wrap(cls, model: DualGAN, info: WeightsInfo, dtype_choice: str) -> "DualGANHandle":
         load_device = mm.get_torch_device()
         dtype = choose_dtype(dtype_choice, load_device)
-        model = model.to(dtype).eval()
+        model = model.cast(dtype).eval()
         patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
         return cls(model=model, patcher=patcher, dtype=dtype, info=info)
 
