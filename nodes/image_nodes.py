@@ -67,7 +67,7 @@ class Colorize(io.ComfyNode):
                 io.Image.Input("palette", optional=True,
                                tooltip="Optional colour reference: its colour histogram steers the colours."),
             ],
-            outputs=[io.Image.Output("image", tooltip="The colourised image, same size as the input.")],
+            outputs=[io.Image.Output("colorized", display_name="colorized", tooltip="The colourised image, same size as the input.")],
         )
 
     @classmethod
@@ -102,7 +102,7 @@ class StyleTransfer(io.ComfyNode):
                 _render_input(),
                 _style_inputs()[1],
             ],
-            outputs=[io.Image.Output("image", tooltip="The stylised image, same size as the input.")],
+            outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The stylised image, same size as the input.")],
         )
 
     @classmethod
@@ -143,9 +143,9 @@ class Blend(io.ComfyNode):
                 io.Image.Input("palette", optional=True, tooltip="Optional colour reference for the colour decoder."),
             ],
             outputs=[
-                io.Image.Output("blend", tooltip="The blend of colour and style by the three lambdas."),
-                io.Image.Output("colorized", tooltip="The Colorize output from the same pass."),
-                io.Image.Output("stylized", tooltip="The Style Transfer output (preserve colour none) from the same pass."),
+                io.Image.Output("blend", display_name="blend", tooltip="The blend of colour and style by the three lambdas."),
+                io.Image.Output("colorized", display_name="colorized", tooltip="The Colorize output from the same pass."),
+                io.Image.Output("stylized", display_name="stylized", tooltip="The Style Transfer output (preserve colour none) from the same pass."),
             ],
         )
 

@@ -45,7 +45,13 @@ def resolve_weights(name: str) -> Path:
                 "or train one with `python -m train base` and export it"
             )
         return SHIPPED_WEIGHTS
-    return Path(folder_paths.get_full_path_or_raise("dualgan", name))
+    folders = folder_paths.folder_names_and_paths.get("dualgan", ([], set()))[0]
+    full = folder_paths.get_full_path("dualgan", name)
+    inside = full and any(os.path.commonpath([os.path.realpath(full), os.path.realpath(f)]) == os.path.realpath(f) for f in folders)
+    if not inside:
+        raise FileNotFoundError(f"{name} is not a weights file in the DualGAN model folders ({', '.join(folders)}); "
+                                "put it in models/dualgan or choose another")
+    return Path(full)
 
 
 def load_style_files(model) -> None:
@@ -76,7 +82,7 @@ class LoadDualGAN(io.ComfyNode):
                                tooltip="Precision of the network. auto: fp16 on a GPU that supports it, fp32 on the CPU. "
                                        "fp16 on the CPU runs in fp32. Colour maths is always fp32."),
             ],
-            outputs=[DualGANModel.Output("model", tooltip="The loaded DualGAN (encoder, colour and style decoders, styles).")],
+            outputs=[DualGANModel.Output("model", display_name="model", tooltip="The loaded DualGAN (encoder, colour and style decoders, styles).")],
         )
 
     @classmethod

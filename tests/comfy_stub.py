@@ -48,6 +48,10 @@ def _make_io():
         def __init__(self, node_id, display_name=None, category="sd", inputs=None, outputs=None, description="", **kw):
             self.node_id, self.display_name, self.category = node_id, display_name, category
             self.inputs, self.outputs, self.description = inputs or [], outputs or [], description
+            # ComfyUI's Schema.validate: ids unique among inputs, among outputs, and between the two
+            ins, outs = [i.id for i in self.inputs], [o.id for o in self.outputs]
+            if len(set(ins)) != len(ins) or len(set(outs)) != len(outs) or set(ins) & set(outs):
+                raise ValueError(f"{node_id}: input and output ids must be unique ({ins} / {outs})")
 
     class NodeOutput:
         def __init__(self, *args, ui=None):
