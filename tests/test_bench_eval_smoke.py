@@ -1,0 +1,72 @@
+"""Smoke tests for the measuring tools (real runs are commands, not tests): bench --quick and eval on a mini folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gan_core.testing import write_tiny_weights
+from train import metrics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_prints_a_table(tmp_path):
+    weights = write_tiny_weights(tmp_path / "w.safetensors")
+    proc = subprocess.run([sys.executable, "-m", "bench", "--weights", str(weights), "--quick", "--no-peer"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for job in ("colorize", "stylize", "blend"):
+        assert f"| 64 | 1 | {job} |" in proc.stdout
+    missing = subprocess.run([sys.executable, "-m", "bench", "--weights", str(tmp_path / "none.safetensors")], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such weights file" in missing.stderr
+
+
+def test_metrics_hand_checked():
+    import torch
+
+    a = torch.rand(1, 3, 32, 32)
+    assert metrics.psnr(a, a).item() == 100.0
+    assert abs(metrics.psnr(torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.1)).item() - 20.0) < 1e-4
+    assert abs(metrics.ssim(a, a).item() - 1.0) < 1e-5
+    assert metrics.ssim(a, (a + 0.3 * torch.randn_like(a)).clamp(0, 1)) < metrics.ssim(a, (a + 0.05 * torch.randn_like(a)).clamp(0, 1))
+    assert metrics.colourfulness(torch.full((1, 3, 8, 8), 0.5)).item() == 0.0
+    # pure red: rg = 255, yb = 127.5, no spread -> 0.3 * sqrt(255^2 + 127.5^2)
+    red = torch.zeros(1, 3, 4, 4)
+    red[:, 0] = 1.0
+    assert abs(metrics.colourfulness(red).item() - 0.3 * (255**2 + 127.5**2) ** 0.5) < 1e-3
+    sepia = torch.tensor([0.44, 0.26, 0.08]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    blue = torch.tensor([0.1, 0.2, 0.8]).view(1, 3, 1, 1).expand(1, 3, 8, 8)
+    assert metrics.brown_cast(sepia).item() == 1.0 and metrics.brown_cast(blue).item() == 0.0
+    assert metrics.brown_cast(torch.full((1, 3, 8, 8), 0.5)).item() == 0.0  # grey: no cast
+
+
+def test_eval_on_a_mini_data_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    records = []
+    for split, kind, folder, n in (("eval", "photo", "photos/eval", 2), ("train", "photo", "photos/train", 2), ("train", "painting", "styles", 2)):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            name = f"{folder}/{kind}{i}.png"
+            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / name)
+            records.append({"file": name, "split": split, "kind": kind, "title": f"{kind} {i}"})
+    (tmp_path / "manifest.json").write_text(json.dumps(records))
+    weights = write_tiny_weights(tmp_path / "w.safetensors")
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path), "--out", str(out),
+                           "--style-photos", "1", "--style-paintings", "1", "--no-peer", "-q"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["colour"]["photos"] == 2 and set(report["colour"]["table"]) == {"ours", "grey", "global_transfer", "real"}
+    assert report["colour"]["table"]["grey"]["cf"] < 1e-3  # grey from Lab: equal channels up to rounding
+    assert (out / "colour_sheet.png").exists() and (out / "style_sheet.png").exists()
+    bad = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path / "nowhere")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "manifest" in bad.stderr
