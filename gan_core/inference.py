@@ -136,6 +136,75 @@ def _ownership(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def upsample_axis(src: torch.Tensor, dim: int, start: int, stop: int, scale: float) -> torch.Tensor:
+    """Bilinear samples ``start..stop`` of an output axis, where output pixel i sits at source
+    coordinate (i + 0.5) * scale - 0.5 (F.interpolate's align_corners=False convention)."""
+    length = src.shape[dim]
+    pos = ((torch.arange(start, stop, device=src.device, dtype=torch.float32) + 0.5) * scale - 0.5).clamp(min=0.0)
+    i0 = pos.floor().long().clamp(max=length - 1)
+    i1 = (i0 + 1).clamp(max=length - 1)
+    shape = [1] * src.ndim
+    shape[dim] = -1
+    w1 = (pos - i0).view(shape).to(src.dtype)
+    return src.index_select(dim, i0) * (1 - w1) + src.index_select(dim, i1) * w1
+
+
+@dataclass
+class FullResolution:
+    """One image's network results, rendered at the input's full size one strip of rows at a time."""
+
+    runner: "DualGANRunner"
+    rgb: torch.Tensor  # 1 x 3 x H x W input (on its own device)
+    lightness: torch.Tensor  # 1 x 1 x H x W original L
+    coefficients: tuple[torch.Tensor, torch.Tensor] | None  # guided-filter (A, b) at 1/2 render size
+    coefficient_scale: tuple[float, float]
+    stylised: torch.Tensor | None  # 1 x 3 x (padded) render size
+    stylised_scale: tuple[float, float]
+
+    def strip(self, y0: int, y1: int) -> "Strip":
+        return Strip(self, y0, y1)
+
+    def _up(self, small: torch.Tensor, scale: tuple[float, float], y0: int, y1: int) -> torch.Tensor:
+        width = self.rgb.shape[-1]
+        rows = upsample_axis(small, 2, y0, y1, scale[0]) if small.shape[-2] != self.rgb.shape[-2] or scale[0] != 1 else small[:, :, y0:y1]
+        return upsample_axis(rows, 3, 0, width, scale[1]) if rows.shape[-1] != width or scale[1] != 1 else rows
+
+
+class Strip:
+    """Rows y0..y1 of one image's full-resolution parts, computed on first use."""
+
+    def __init__(self, full: FullResolution, y0: int, y1: int) -> None:
+        self.full, self.y0, self.y1 = full, y0, y1
+        self.device = full.runner.device
+        self._cache: dict[str, torch.Tensor] = {}
+
+    def _get(self, key: str, compute) -> torch.Tensor:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def lightness(self) -> torch.Tensor:
+        return self._get("lightness", lambda: self.full.lightness[:, :, self.y0 : self.y1].to(self.device))
+
+    @property
+    def ab_original(self) -> torch.Tensor:
+        return self._get("ab_original", lambda: rgb_to_lab(self.full.rgb[:, :, self.y0 : self.y1].to(self.device))[:, 1:])
+
+    @property
+    def ab_color(self) -> torch.Tensor:
+        def compute():
+            a, b = (self.full._up(t, self.full.coefficient_scale, self.y0, self.y1) for t in self.full.coefficients)
+            return a * (self.lightness / 100.0) + b
+
+        return self._get("ab_color", compute)
+
+    @property
+    def lab_style(self) -> torch.Tensor:
+        return self._get("lab_style", lambda: rgb_to_lab(
+            self.full._up(self.full.stylised, self.full.stylised_scale, self.y0, self.y1).clamp(0.0, 1.0)))
+
+
 class DualGANRunner:
     """Runs a DualGAN on batches of images. Holds no ComfyUI state; the nodes wrap it.
 
@@ -287,6 +356,17 @@ class DualGANRunner:
         return max(1, self.pixel_budget // (hp * wp))
 
     # ---- full-resolution results -----------------------------------------------------------
+    def _lightness(self, rgb: torch.Tensor) -> torch.Tensor:
+        """L (0..100) of a 1 x 3 x H x W image, computed strip by strip, kept on the image's device."""
+        out = torch.empty(1, 1, *rgb.shape[-2:], dtype=torch.float32, device=rgb.device)
+        for y0, y1 in self._strips(*rgb.shape[-2:]):
+            out[:, :, y0:y1] = rgb_to_lab(rgb[:, :, y0:y1].to(self.device))[:, :1].to(out.device)
+        return out
+
+    def _strips(self, height: int, width: int) -> list[tuple[int, int]]:
+        rows = max(1, self.pixel_budget // max(1, width))
+        return [(y, min(y + rows, height)) for y in range(0, height, rows)]
+
     def run(
         self,
         image: torch.Tensor,
@@ -299,8 +379,8 @@ class DualGANRunner:
         temporal_smoothing: float = 0.0,
         progress: Callable[[int, int], None] | None = None,
     ):
-        """Yield, per image, a dict with ``lightness`` (B=1 x 1 x H x W, original L), ``ab_original``,
-        and where asked ``ab_color`` (full-size chroma of the colour decoder) and ``lab_style``.
+        """Run the networks at render size and yield, per image, a ``FullResolution`` that renders
+        the results at the input's size strip by strip (so memory stays bounded for huge scans).
 
         ``temporal_smoothing`` (0..0.95) treats the batch as consecutive video frames and carries
         chroma over from the previous frame where the luminance did not change (see ``smooth_chroma``).
@@ -327,10 +407,9 @@ class DualGANRunner:
         chunk = self._chunk(hp, wp) if max(hp, wp) <= self.tile else 1
         previous = None  # (ab_half, guide_half) of the last frame, for temporal smoothing
         for start in range(0, batch, chunk):
-            rgb_chunk = rgb[start : start + chunk].to(self.device)
-            lab_full = rgb_to_lab(rgb_chunk)
-            lightness = lab_full[:, :1]
-            light_r = resize(lightness, (h_r, w_r))
+            items = rgb[start : start + chunk]
+            lightness = [self._lightness(items[i : i + 1]) for i in range(items.shape[0])]
+            light_r = torch.cat([resize(lum.to(self.device), (h_r, w_r)) for lum in lightness])
             grey = pad_for_network(grey_rgb_from_lightness(light_r))
             pal = palette[start : start + chunk] if palette is not None and palette.shape[0] > 1 else palette
             sty = style
@@ -340,37 +419,37 @@ class DualGANRunner:
             ab_half, stylised = self.network_pass(grey, (h_r, w_r), need_color=need_color, style=sty, palette=pal, on_step=step)
             if ab_half is not None and temporal_smoothing > 0:
                 ab_half, previous = smooth_chroma(ab_half, F.avg_pool2d(light_r_padded(light_r), 2), previous, temporal_smoothing)
-            for i in range(rgb_chunk.shape[0]):
-                out = {"lightness": lightness[i : i + 1], "ab_original": lab_full[i : i + 1, 1:]}
-                if ab_half is not None:
-                    out["ab_color"] = self._upsample_chroma(ab_half[i : i + 1] * saturation, grey[i : i + 1], (h_r, w_r), lightness[i : i + 1])
-                if stylised is not None:
-                    s = resize(stylised[i : i + 1, :, :h_r, :w_r].clamp(0.0, 1.0), (height, width))
-                    out["lab_style"] = rgb_to_lab(s.clamp(0.0, 1.0))
-                yield out
+            coefficients = None
+            if ab_half is not None:
+                guide_low = F.avg_pool2d(rgb_to_lab(grey.float())[:, :1] / 100.0, 2)
+                coefficients = fit_linear_model(ab_half * saturation, guide_low, radius=2, eps=1e-3)
+            for i in range(items.shape[0]):
+                yield FullResolution(
+                    runner=self,
+                    rgb=items[i : i + 1],
+                    lightness=lightness[i],
+                    coefficients=None if coefficients is None else (coefficients[0][i : i + 1], coefficients[1][i : i + 1]),
+                    coefficient_scale=(0.5 * h_r / height, 0.5 * w_r / width),
+                    stylised=None if stylised is None else stylised[i : i + 1].clamp(0.0, 1.0),
+                    stylised_scale=(h_r / height, w_r / width),
+                )
 
-    def _upsample_chroma(self, ab_half, grey_padded, valid, lightness_full):
-        """Chroma at 1/2 of the padded render size -> full size, guided by the full-size luminance."""
-        guide_r = rgb_to_lab(grey_padded.float())[:, :1] / 100.0
-        guide_low = F.avg_pool2d(guide_r, 2)
-        a, b = fit_linear_model(ab_half, guide_low, radius=2, eps=1e-3)
-        h_r, w_r = valid
-        a = F.interpolate(a, size=guide_r.shape[-2:], mode="bilinear", align_corners=False)[:, :, :h_r, :w_r]
-        b = F.interpolate(b, size=guide_r.shape[-2:], mode="bilinear", align_corners=False)[:, :, :h_r, :w_r]
-        size = tuple(lightness_full.shape[-2:])
-        a, b = resize(a, size), resize(b, size)
-        return a * (lightness_full / 100.0) + b
-
-    # ---- the three jobs ------------------------------------------------------------------
-    def _collect(self, image, make, **kwargs) -> torch.Tensor:
-        outs = [make(parts) for parts in self.run(image, **kwargs)]
+    def _render(self, image, make, rgb_channels: int = 3, **kwargs) -> torch.Tensor:
+        """Run, then compose every image strip by strip with ``make(strip) -> RGB strip``."""
+        outs = []
+        for full in self.run(image, **kwargs):
+            out = full.rgb.new_empty(1, rgb_channels, *full.rgb.shape[-2:])
+            for y0, y1 in self._strips(*full.rgb.shape[-2:]):
+                out[:, :, y0:y1] = make(full.strip(y0, y1)).to(out.device)
+            outs.append(out)
         return torch.cat(outs, dim=0)
 
+    # ---- the three jobs ------------------------------------------------------------------
     def colorize(self, image, *, render_size=512, palette=None, saturation=1.0, temporal_smoothing=0.0, progress=None) -> torch.Tensor:
         """Natural colours for (grey or colour) images; output size and luminance are the input's."""
-        return self._collect(
+        return self._render(
             image,
-            lambda p: lab_to_rgb(torch.cat([p["lightness"], p["ab_color"]], dim=1)),
+            lambda p: lab_to_rgb(torch.cat([p.lightness, p.ab_color], dim=1)),
             render_size=render_size, palette=palette, saturation=saturation, temporal_smoothing=temporal_smoothing,
             progress=progress,
         )
@@ -382,10 +461,11 @@ class DualGANRunner:
         need_color = preserve_color == "colorized"
 
         def make(p):
-            source = {"none": p["lab_style"][:, 1:], "original": p["ab_original"], "colorized": p.get("ab_color")}[preserve_color]
-            return compose(p["lightness"], source, p["lab_style"], lambda_content=0.0, lambda_color=0.0 if preserve_color == "none" else 1.0)
+            source = {"none": lambda: p.lab_style[:, 1:], "original": lambda: p.ab_original, "colorized": lambda: p.ab_color}
+            return compose(p.lightness, source[preserve_color](), p.lab_style, lambda_content=0.0,
+                           lambda_color=0.0 if preserve_color == "none" else 1.0)
 
-        return self._collect(image, make, render_size=render_size, need_color=need_color, style=style, progress=progress)
+        return self._render(image, make, render_size=render_size, need_color=need_color, style=style, progress=progress)
 
     def blend(self, image, style: StyleSpec, *, lambda_content, lambda_color, render_size=512, palette=None, saturation=1.0,
               temporal_smoothing=0.0, progress=None):
@@ -393,10 +473,11 @@ class DualGANRunner:
         for name, value in (("lambda_content", lambda_content), ("lambda_color", lambda_color), ("lambda_style", style.strength)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        blends, colors, styles = [], [], []
-        for p in self.run(image, render_size=render_size, style=style, palette=palette, saturation=saturation,
-                          temporal_smoothing=temporal_smoothing, progress=progress):
-            blends.append(compose(p["lightness"], p["ab_color"], p["lab_style"], lambda_content, lambda_color))
-            colors.append(lab_to_rgb(torch.cat([p["lightness"], p["ab_color"]], dim=1)))
-            styles.append(compose(p["lightness"], p["ab_color"], p["lab_style"], 0.0, 0.0))
-        return torch.cat(blends), torch.cat(colors), torch.cat(styles)
+        kwargs = dict(render_size=render_size, style=style, palette=palette, saturation=saturation,
+                      temporal_smoothing=temporal_smoothing, progress=progress)
+        three = self._render(image, lambda p: torch.cat([
+            compose(p.lightness, p.ab_color, p.lab_style, lambda_content, lambda_color),
+            lab_to_rgb(torch.cat([p.lightness, p.ab_color], dim=1)),
+            compose(p.lightness, p.ab_color, p.lab_style, 0.0, 0.0),
+        ], dim=1), rgb_channels=9, **kwargs)
+        return three[:, 0:3], three[:, 3:6], three[:, 6:9]
