@@ -42,8 +42,14 @@ def _palette(runner, palette):
     return None if palette is None else runner.palette_from_image(to_bchw(palette, "palette"))
 
 
-def _progress(runner, image, render_size: int) -> Progress:
-    return Progress(runner.steps_for(image.shape[0], image.shape[1], image.shape[2], render_size))
+def _run(model: DualGANHandle, image, render_size: int, job) -> io.NodeOutput:
+    """Load the model for this image, run ``job(runner, images, progress)`` without autograd, free caches."""
+    runner = model.runner_for(image, render_size)
+    progress = Progress(runner.steps_for(image.shape[0], image.shape[1], image.shape[2], render_size))
+    with torch.inference_mode():
+        outs = job(runner, to_bchw(image), progress)
+    finish()
+    return io.NodeOutput(*(to_comfy_image(o) for o in (outs if isinstance(outs, tuple) else (outs,))))
 
 
 class Colorize(io.ComfyNode):
@@ -73,13 +79,9 @@ class Colorize(io.ComfyNode):
     @classmethod
     def execute(cls, model: DualGANHandle, image, render_size: int, saturation: float, temporal_smoothing: float = 0.0,
                 palette=None) -> io.NodeOutput:
-        runner = model.runner_for(image, render_size)
-        with torch.inference_mode():
-            out = runner.colorize(to_bchw(image), render_size=render_size, palette=_palette(runner, palette),
-                                  saturation=saturation, temporal_smoothing=temporal_smoothing,
-                                  progress=_progress(runner, image, render_size))
-        finish()
-        return io.NodeOutput(to_comfy_image(out))
+        return _run(model, image, render_size, lambda runner, images, progress: runner.colorize(
+            images, render_size=render_size, palette=_palette(runner, palette), saturation=saturation,
+            temporal_smoothing=temporal_smoothing, progress=progress))
 
 
 class StyleTransfer(io.ComfyNode):
@@ -108,13 +110,9 @@ class StyleTransfer(io.ComfyNode):
     @classmethod
     def execute(cls, model: DualGANHandle, image, style_name: str, strength: float, preserve_color: str,
                 render_size: int, style_image=None) -> io.NodeOutput:
-        runner = model.runner_for(image, render_size)
-        with torch.inference_mode():
-            spec = _style_spec(runner, style_name, style_image, strength)
-            out = runner.stylize(to_bchw(image), spec, render_size=render_size, preserve_color=preserve_color,
-                                 progress=_progress(runner, image, render_size))
-        finish()
-        return io.NodeOutput(to_comfy_image(out))
+        return _run(model, image, render_size, lambda runner, images, progress: runner.stylize(
+            images, _style_spec(runner, style_name, style_image, strength), render_size=render_size,
+            preserve_color=preserve_color, progress=progress))
 
 
 class Blend(io.ComfyNode):
@@ -152,12 +150,6 @@ class Blend(io.ComfyNode):
     @classmethod
     def execute(cls, model: DualGANHandle, image, style_name: str, lambda_content: float, lambda_style: float,
                 lambda_color: float, render_size: int, style_image=None, palette=None) -> io.NodeOutput:
-        runner = model.runner_for(image, render_size)
-        with torch.inference_mode():
-            spec = _style_spec(runner, style_name, style_image, lambda_style)
-            blend, colour, style = runner.blend(
-                to_bchw(image), spec, lambda_content=lambda_content, lambda_color=lambda_color, render_size=render_size,
-                palette=_palette(runner, palette), progress=_progress(runner, image, render_size),
-            )
-        finish()
-        return io.NodeOutput(to_comfy_image(blend), to_comfy_image(colour), to_comfy_image(style))
+        return _run(model, image, render_size, lambda runner, images, progress: runner.blend(
+            images, _style_spec(runner, style_name, style_image, lambda_style), lambda_content=lambda_content,
+            lambda_color=lambda_color, render_size=render_size, palette=_palette(runner, palette), progress=progress))

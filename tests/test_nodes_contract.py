@@ -18,13 +18,26 @@ REPO = Path(__file__).resolve().parents[1]
 NODE_IDS = ["DualGAN_Load", "DualGAN_Colorize", "DualGAN_StyleTransfer", "DualGAN_Blend"]
 
 
+def _forget_nodes_package() -> None:
+    for name in list(sys.modules):
+        if name == "nodes" or name.startswith("nodes."):
+            sys.modules.pop(name)
+
+
+def _restore(saved: dict) -> None:
+    for name, module in saved.items():
+        if module is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = module
+    _forget_nodes_package()
+
+
 @pytest.fixture()
 def comfy(tmp_path, monkeypatch):
     """Install the stand-in modules, import the node package fresh, and clean everything up after."""
     saved = {name: sys.modules.get(name) for name in comfy_stub.STUB_MODULES}
-    for name in list(sys.modules):
-        if name == "nodes" or name.startswith("nodes."):
-            monkeypatch.delitem(sys.modules, name)
+    _forget_nodes_package()
     models = tmp_path / "models"
     (models / "dualgan").mkdir(parents=True)
     (models / "dualgan_styles").mkdir()
@@ -32,14 +45,7 @@ def comfy(tmp_path, monkeypatch):
     write_tiny_weights(models / "dualgan" / "tiny.safetensors")
     nodes = importlib.import_module("nodes")
     yield types_namespace(nodes=nodes, rec=rec, models=models)
-    for name, module in saved.items():
-        if module is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = module
-    for name in list(sys.modules):
-        if name == "nodes" or name.startswith("nodes."):
-            sys.modules.pop(name)
+    _restore(saved)
 
 
 def types_namespace(**kw):
@@ -184,21 +190,12 @@ def test_importing_nodes_builds_no_model_and_reads_no_file(tmp_path, monkeypatch
     built, opened = [], []
     monkeypatch.setattr(gan_core.model.DualGAN, "__init__", lambda self, *a, **k: built.append(1))
     monkeypatch.setattr(gan_core.weights, "read_header", lambda *a, **k: opened.append(1))
-    for name in list(sys.modules):
-        if name == "nodes" or name.startswith("nodes."):
-            monkeypatch.delitem(sys.modules, name)
+    _forget_nodes_package()
     try:
         comfy_stub.install(str(tmp_path))
         importlib.import_module("nodes")
     finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-        for name in list(sys.modules):
-            if name == "nodes" or name.startswith("nodes."):
-                sys.modules.pop(name)
+        _restore(saved)
     assert not built and not opened
 
 
