@@ -204,3 +204,29 @@ def test_root_package_imports_without_comfyui():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert not hasattr(module, "comfy_entrypoint")  # nothing is registered outside ComfyUI
+
+
+def test_trained_export_runs_through_the_nodes(comfy, tmp_path):
+    """The trainer's export is what Load DualGAN loads: train a tiny model a few steps, then use it in the nodes."""
+    import numpy as np
+    from PIL import Image
+
+    from train.cli import main as train_main
+
+    rng = np.random.default_rng(0)
+    for sub in ("photos", "styles"):
+        (tmp_path / sub).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8)).save(tmp_path / sub / f"{i}.png")
+    export = comfy.models / "dualgan" / "trained.safetensors"
+    assert train_main(["base", "--photos", str(tmp_path / "photos"), "--styles", str(tmp_path / "styles"), "--run-dir",
+                       str(tmp_path / "run"), "--architecture", "tiny", "--steps", "3", "--batch", "2", "--crop", "64",
+                       "--workers", "0", "--sample-every", "0", "--adv-start", "1", "--export", str(export)]) == 0
+    by_id = _nodes_by_id(comfy.nodes)
+    model = by_id["DualGAN_Load"].execute(weights="trained.safetensors", dtype="auto").args[0]
+    assert model.info.training["steps"] == 3
+    image = _image(h=40, w=52)
+    colour = by_id["DualGAN_Colorize"].execute(model=model, image=image, render_size=512, saturation=1.0).args[0]
+    style = by_id["DualGAN_StyleTransfer"].execute(model=model, image=image, style_name="", strength=1.0, preserve_color="none",
+                                                   render_size=512, style_image=_image(h=64, w=64, seed=3)).args[0]
+    assert colour.shape == style.shape == (1, 40, 52, 3) and torch.isfinite(colour).all() and torch.isfinite(style).all()
