@@ -167,9 +167,12 @@ def test_export_then_style_then_inference(image_dirs, tmp_path):
     weights = tmp_path / "model.safetensors"
     assert train_main(_base_args(image_dirs, run, 4, "--adv-start", "2", "--export", str(weights))) == 0
     again = tmp_path / "again.safetensors"
-    assert train_main(["export", str(run / "checkpoint.safetensors"), str(again), "--dtype", "fp32"]) == 0
+    assert train_main(["export", str(run / "checkpoint.safetensors"), str(again), "--dtype", "fp32", "--temperature", "0.5"]) == 0
     model, info = load_weights(weights)
     assert info.training["steps"] == 4 and info.stored_dtype == "F16"
+    again_model, again_info = load_weights(again)
+    assert again_info.stored_dtype == "F32" and again_model.config.annealed_temperature == 0.5
+    assert model.config.annealed_temperature == 0.38
     style_file = tmp_path / "stripes.safetensors"
     args = ["style", "--base", str(weights), "--style", str(image_dirs / "styles" / "s0.jpg"), "--name", "stripes",
             "--content", str(image_dirs / "photos"), "--steps", "6", "--crop", "64", "--licence", "CC0-1.0"]

@@ -285,6 +285,7 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
         "crop": settings.crop,
         "gan": settings.gan,
         "adv_start": settings.adv_start,
+        "init": str(settings.init) if settings.init else None,
         "finetune_encoder": settings.finetune_encoder,
         "lambdas": settings.lambdas,
     }

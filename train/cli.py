@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import sys
@@ -45,6 +46,10 @@ def _export(args) -> int:
     settings = BaseSettings(**meta["settings"])
     model = build_model(settings)
     _load_generator(args.checkpoint, model)
+    if args.temperature is not None:
+        # Decoding only: the annealed mean's temperature trades vividness (low) against the mean's
+        # safer, browner colours (high); no weight depends on it.
+        model.config = dataclasses.replace(model.config, annealed_temperature=args.temperature)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     export_from_model(model, settings, args.out, steps=int(meta["step"]), dtype=dtype)
     print(f"exported {args.out} (step {meta['step']}, {args.dtype})")
@@ -93,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    p.add_argument("--temperature", type=float, help="annealed-mean temperature stored in the file (0 < T <= 1; default: keep 0.38)")
     p.set_defaults(func=_export)
     return parser
 
