@@ -67,6 +67,15 @@ def test_eval_on_a_mini_data_folder(tmp_path):
     assert report["colour"]["photos"] == 2 and set(report["colour"]["table"]) == {"ours", "grey", "global_transfer", "real"}
     assert report["colour"]["table"]["grey"]["cf"] < 1e-3  # grey from Lab: equal channels up to rounding
     assert (out / "colour_sheet.png").exists() and (out / "style_sheet.png").exists()
+    check = tmp_path / "decoding_check"
+    proc = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path), "--out", str(check),
+                           "--split", "train", "--no-style", "--temperature", "0.6", "--chroma-radius", "4", "--chroma-eps", "0.01",
+                           "-q"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((check / "report.json").read_text())
+    assert report["colour"]["split"] == "train" and "style" not in report
+    assert report["decoding"] == {"temperature": 0.6, "chroma_radius": 4, "chroma_eps": 0.01}
+    assert "TRAINING" in (check / "report.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path / "nowhere")], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "manifest" in bad.stderr

