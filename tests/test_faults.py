@@ -103,6 +103,10 @@ def _train_cmd(data: Path, run: Path, steps: int, resume: bool) -> list[str]:
     return cmd + (["--resume"] if resume else [])
 
 
+def _rows(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_exact(small_data, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
@@ -112,12 +116,19 @@ def test_sigkill_at_random_moments_then_resume_is_exact(small_data, tmp_path):
     killed = tmp_path / "killed"
     rng = random.Random(7)
     kills = 0
+    log = killed / "losses.csv"
     for attempt in range(40):
+        rows_before = _rows(log)
         proc = subprocess.Popen(_train_cmd(small_data, killed, steps, resume=attempt > 0), cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(1.5, 4.0))  # start-up takes ~1.5 s; steps then take ~50 ms
-        except subprocess.TimeoutExpired:
+        # Kill at a random moment once the run has made progress (1-3 new steps logged), however slow
+        # this machine is: a fixed delay would kill a loaded machine's run before its first step.
+        progress, deadline = rng.randint(1, 3), time.monotonic() + 120
+        while proc.poll() is None and _rows(log) < rows_before + progress and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            time.sleep(rng.uniform(0.0, 0.15))  # anywhere in the step, checkpoint writes included
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
