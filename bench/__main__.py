@@ -159,12 +159,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(rows, args) -> None:
     print(f"\ndevice {args.device}, {args.dtype}{', channels_last' if args.channels_last else ''}; median of {args.repeat} (1 above 1 MP)")
-    print("| size | batch | job | ms | ms / MP | peak MB | vs peer multistyle26 | vs peer arbitrary |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| size | batch | job | ms | ms / MP | images / s | peak MB | vs peer multistyle26 | vs peer arbitrary |")
+    print("|---|---|---|---|---|---|---|---|---|")
     table = {(s, b, j): r for s, b, j, r in rows}
     for size_name, batch, job, result in rows:
         if "error" in result:
-            print(f"| {size_name} | {batch} | {job} | {result['error']} | | | | |")
+            print(f"| {size_name} | {batch} | {job} | {result['error']} | | | | | |")
             continue
         h, w = SIZES.get(size_name, (64, 64))
         mp = h * w * batch / 1e6
@@ -172,7 +172,7 @@ def print_table(rows, args) -> None:
         for peer in ("peer_multistyle26", "peer_arbitrary"):
             other = table.get((size_name, batch, peer), {})
             ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "blend") and "ms" in other else "")
-        print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
+        print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {batch * 1000 / result['ms']:.2f} | {result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
 
 
 if __name__ == "__main__":
