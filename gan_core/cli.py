@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
 from .inference import PRESERVE_COLOR, DualGANRunner, StyleSpec
+from .precision import DTYPES, choose_dtype
 from .weights import WeightsError, inspect_weights, load_style_file, load_weights
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "assets" / "dualgan_default.safetensors"
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class UsageError(ValueError):
@@ -41,12 +41,6 @@ def _device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _dtype(choice: str, device: torch.device) -> torch.dtype:
-    if choice == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return DTYPES[choice]
-
-
 def _load_model(args) -> DualGANRunner:
     path = Path(args.weights) if args.weights else default_weights()
     if not args.weights and not path.is_file():
@@ -56,7 +50,7 @@ def _load_model(args) -> DualGANRunner:
     for style_file in args.style_file or []:
         load_style_file(style_file, model)
     device = _device(args.device)
-    return DualGANRunner(model.to(device).cast(_dtype(args.dtype, device)))
+    return DualGANRunner(model.to(device).cast(choose_dtype(args.dtype, device)))
 
 
 def _outputs(inputs: list[Path], out: Path, suffix: str) -> list[Path]:
@@ -164,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--style-file", action="append", help="add the styles of a separate style file (repeatable)")
         p.add_argument("--render-size", type=int, default=512, help="short side the networks run at; 0 = full size, tiled (default 512)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default auto)")
-        p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+        p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
                        help="network precision (default auto: fp16 on CUDA, fp32 on the CPU)")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -46,8 +47,39 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool, device, dtype
     return w
 
 
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis: its pixels [start, stop) and the pixels [own_start, own_stop) it alone
+    accounts for (the overlaps are split midway), so per-image statistics count every pixel once."""
+
+    start: int
+    stop: int
+    own_start: int
+    own_stop: int
+
+
+def _normalised(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
+    """The tile rounded down to the stride multiple, the overlap at most half a tile."""
+    tile = max(multiple, tile // multiple * multiple)
+    return tile, min(overlap, tile // 2)
+
+
+def axis_spans(length: int, tile: int, overlap: int, multiple: int = 8) -> list[Span]:
+    """The tiles covering one axis: as few as ``tile`` allows, shrunk to share the length evenly
+    (2048 px with 1536 px tiles gives two 1072 px tiles, not two 1536 px ones that mostly overlap)."""
+    tile, overlap = _normalised(tile, overlap, multiple)
+    count = len(tile_starts(length, tile, overlap, multiple))
+    if count > 1:
+        even = -(-(length + (count - 1) * overlap) // count)
+        tile = min(tile, -(-even // multiple) * multiple)
+    starts = tile_starts(length, tile, overlap, multiple)
+    stops = [min(s + tile, length) for s in starts]
+    bounds = [0] + [(starts[i + 1] + stops[i]) // 2 // multiple * multiple for i in range(len(starts) - 1)] + [length]
+    return [Span(a, b, o0, o1) for a, b, o0, o1 in zip(starts, stops, bounds[:-1], bounds[1:])]
+
+
 def tiled_map(
-    fn: Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    fn: Callable[[torch.Tensor, tuple[Span, Span]], Sequence[torch.Tensor]],
     x: torch.Tensor,
     *,
     tile: int,
@@ -56,31 +88,28 @@ def tiled_map(
     multiple: int = 8,
     on_tile: Callable[[], None] | None = None,
 ) -> list[torch.Tensor]:
-    """Apply ``fn`` tile by tile to ``x`` (B x C x H x W; H, W multiples of ``multiple``).
+    """Apply ``fn(piece, (row_span, column_span))`` tile by tile to ``x`` (B x C x H x W; H, W
+    multiples of ``multiple``), rows outer, columns inner.
 
     ``fn`` returns one tensor per entry of ``scales``; output ``i`` of a tile of size h x w must be
     (h * scales[i]) x (w * scales[i]). Returns the blended full outputs.
     """
     _, _, height, width = x.shape
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
-    ys = tile_starts(height, tile, overlap, multiple)
-    xs = tile_starts(width, tile, overlap, multiple)
+    overlap = _normalised(tile, overlap, multiple)[1]
     outs: list[torch.Tensor | None] = [None] * len(scales)
     weight_sums: list[torch.Tensor | None] = [None] * len(scales)
-    for y in ys:
-        for x0 in xs:
-            th, tw = min(tile, height), min(tile, width)
-            pieces = fn(x[:, :, y : y + th, x0 : x0 + tw])
+    for sy in axis_spans(height, tile, overlap, multiple):
+        for sx in axis_spans(width, tile, overlap, multiple):
+            pieces = fn(x[:, :, sy.start : sy.stop, sx.start : sx.stop], (sy, sx))
             for i, (piece, scale) in enumerate(zip(pieces, scales)):
-                oy, ox = int(y * scale), int(x0 * scale)
+                oy, ox = int(sy.start * scale), int(sx.start * scale)
                 ph, pw = piece.shape[-2:]
                 if outs[i] is None:
                     outs[i] = piece.new_zeros(piece.shape[0], piece.shape[1], int(height * scale), int(width * scale))
                     weight_sums[i] = piece.new_zeros(1, 1, int(height * scale), int(width * scale))
                 ov = int(overlap * scale)
-                wy = _ramp(ph, ov, y == 0, y + th >= height, piece.device, piece.dtype)
-                wx = _ramp(pw, ov, x0 == 0, x0 + tw >= width, piece.device, piece.dtype)
+                wy = _ramp(ph, ov, sy.start == 0, sy.stop >= height, piece.device, piece.dtype)
+                wx = _ramp(pw, ov, sx.start == 0, sx.stop >= width, piece.device, piece.dtype)
                 weight = wy[:, None] * wx[None, :]
                 outs[i][:, :, oy : oy + ph, ox : ox + pw] += piece * weight
                 weight_sums[i][:, :, oy : oy + ph, ox : ox + pw] += weight
@@ -90,9 +119,7 @@ def tiled_map(
 
 
 def count_tiles(height: int, width: int, tile: int, overlap: int, multiple: int = 8) -> int:
-    tile = max(multiple, tile // multiple * multiple)
-    overlap = min(overlap, tile // 2)
-    return len(tile_starts(height, tile, overlap, multiple)) * len(tile_starts(width, tile, overlap, multiple))
+    return len(axis_spans(height, tile, overlap, multiple)) * len(axis_spans(width, tile, overlap, multiple))
 
 
 def default_oom_types() -> tuple[type[BaseException], ...]:

@@ -16,29 +16,15 @@ from einops import rearrange
 
 from gan_core.inference import DualGANRunner, render_shape
 from gan_core.model import DualGAN
+from gan_core.precision import choose_dtype
 from gan_core.weights import WeightsInfo
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Bytes of working memory per network pixel (VGG activations, decoders) and per output pixel
 # (Lab planes, guided-filter coefficients); measured peaks stay below these.
 NETWORK_BYTES_PER_PIXEL = 3000
 OUTPUT_BYTES_PER_PIXEL = 96
-
-
-def choose_dtype(choice: str, device: torch.device) -> torch.dtype:
-    """fp16/bf16 only where the device runs them well; 'auto' = fp16 on a GPU that likes it, else fp32."""
-    if choice == "auto":
-        if device.type == "cpu":
-            return torch.float32
-        return torch.float16 if mm.should_use_fp16(device) else torch.float32
-    if choice not in DTYPES:
-        raise ValueError(f"dtype must be one of auto, fp32, fp16, bf16; got {choice!r}")
-    if device.type == "cpu" and choice == "fp16":
-        logger.warning("fp16 on the CPU is slow or unsupported; running in fp32")
-        return torch.float32
-    return DTYPES[choice]
 
 
 @dataclass
@@ -53,7 +39,7 @@ class DualGANHandle:
     @classmethod
     def wrap(cls, model: DualGAN, info: WeightsInfo, dtype_choice: str) -> "DualGANHandle":
         load_device = mm.get_torch_device()
-        dtype = choose_dtype(dtype_choice, load_device)
+        dtype = choose_dtype(dtype_choice, load_device, gpu_fp16_ok=load_device.type != "cpu" and mm.should_use_fp16(load_device))
         model = model.cast(dtype).eval()
         patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
         return cls(model=model, patcher=patcher, dtype=dtype, info=info)

@@ -42,10 +42,10 @@ def _palette(runner, palette):
     return None if palette is None else runner.palette_from_image(to_bchw(palette, "palette"))
 
 
-def _run(model: DualGANHandle, image, render_size: int, job) -> io.NodeOutput:
+def _run(model: DualGANHandle, image, render_size: int, job, *, stylised: bool = False) -> io.NodeOutput:
     """Load the model for this image, run ``job(runner, images, progress)`` without autograd, free caches."""
     runner = model.runner_for(image, render_size)
-    progress = Progress(runner.steps_for(image.shape[0], image.shape[1], image.shape[2], render_size))
+    progress = Progress(runner.steps_for(image.shape[0], image.shape[1], image.shape[2], render_size, stylised=stylised))
     with torch.inference_mode():
         outs = job(runner, to_bchw(image), progress)
     finish()
@@ -112,7 +112,7 @@ class StyleTransfer(io.ComfyNode):
                 render_size: int, style_image=None) -> io.NodeOutput:
         return _run(model, image, render_size, lambda runner, images, progress: runner.stylize(
             images, _style_spec(runner, style_name, style_image, strength), render_size=render_size,
-            preserve_color=preserve_color, progress=progress))
+            preserve_color=preserve_color, progress=progress), stylised=True)
 
 
 class Blend(io.ComfyNode):
@@ -152,4 +152,5 @@ class Blend(io.ComfyNode):
                 lambda_color: float, render_size: int, style_image=None, palette=None) -> io.NodeOutput:
         return _run(model, image, render_size, lambda runner, images, progress: runner.blend(
             images, _style_spec(runner, style_name, style_image, lambda_style), lambda_content=lambda_content,
-            lambda_color=lambda_color, render_size=render_size, palette=_palette(runner, palette), progress=progress))
+            lambda_color=lambda_color, render_size=render_size, palette=_palette(runner, palette), progress=progress),
+            stylised=True)

@@ -79,8 +79,9 @@ class LoadDualGAN(io.ComfyNode):
                                tooltip="DualGAN weights: files in models/dualgan, or the shipped default. "
                                        "Only .safetensors files are read; pickled .ckpt/.pt files are refused."),
                 io.Combo.Input("dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto",
-                               tooltip="Precision of the network. auto: fp16 on a GPU that supports it, fp32 on the CPU. "
-                                       "fp16 on the CPU runs in fp32. Colour maths is always fp32."),
+                               tooltip="Precision of the network. auto: fp16 on a GPU that supports it; on the CPU bf16 where "
+                                       "the processor has native bf16 (AVX512-BF16 or AMX), else fp32. fp16 on the CPU "
+                                       "runs in fp32. Colour maths is always fp32."),
             ],
             outputs=[DualGANModel.Output("model", display_name="model", tooltip="The loaded DualGAN (encoder, colour and style decoders, styles).")],
         )

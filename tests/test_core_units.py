@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from gan_core.chroma import AbGrid
-from gan_core.color import lab_to_rgb, rgb_to_lab
+from gan_core.color import lab_to_rgb, luminance, rgb_to_lab
 from gan_core.inference import DualGANRunner, StyleSpec, check_image
+from gan_core.precision import choose_dtype, cpu_has_native_bf16
 from gan_core.style_codes import feature_stats, stylize_features
 from gan_core.testing import tiny_model, write_tiny_weights
 from gan_core.weights import WeightsError, load_weights, save_weights
@@ -54,6 +55,28 @@ def test_lab_gradients_are_finite():
 
 
 # ---- chroma grid ----------------------------------------------------------------------------
+
+def test_luminance_is_the_lab_lightness():
+    rgb = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(luminance(rgb), rgb_to_lab(rgb)[:, :1], atol=1e-4)
+
+
+def test_auto_dtype_follows_native_bf16(tmp_path, monkeypatch):
+    with_bf16, without = tmp_path / "bf16", tmp_path / "plain"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert cpu_has_native_bf16(str(with_bf16)) and not cpu_has_native_bf16(str(without))
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr("gan_core.precision.cpu_has_native_bf16", lambda: True)
+    assert choose_dtype("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr("gan_core.precision.cpu_has_native_bf16", lambda: False)
+    assert choose_dtype("auto", cpu) == torch.float32
+    assert choose_dtype("auto", gpu) == torch.float16 and choose_dtype("auto", gpu, gpu_fp16_ok=False) == torch.float32
+    assert choose_dtype("fp16", cpu) == torch.float32 and choose_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        choose_dtype("int8", cpu)
+
 
 def test_grid_bins_and_annealed_mean():
     grid = AbGrid(22, 110)
@@ -278,6 +301,25 @@ def test_tiled_equals_untiled(model, style):
     spec = StyleSpec(style, None, 1.0)
     s1, s2 = whole.stylize(image, spec, render_size=0), tiled.stylize(image, spec, render_size=0)
     assert (s1 - s2).abs().mean() < 1e-3 and (s1 - s2).abs().max() < 2e-2
+
+
+def test_tiled_blend_encodes_each_tile_once(model, style, monkeypatch):
+    runner = DualGANRunner(model, tile=128, overlap=96)  # overlap is cut to half a tile (64)
+    image = torch.rand(1, 3, 200, 264, generator=torch.Generator().manual_seed(9))
+    tiles = runner.steps_for(1, 200, 264, 0)
+    assert tiles > 4 and runner.steps_for(1, 200, 264, 0, stylised=True) == 2 * tiles
+    calls, steps = [], []
+    original = model.encoder.forward
+    monkeypatch.setattr(model.encoder, "forward", lambda x, until="relu4_3": calls.append(1) or original(x, until=until))
+    spec = StyleSpec(style, None, 1.0)
+    blend, colorized, stylized = runner.blend(image, spec, lambda_content=0.5, lambda_color=0.5, render_size=0,
+                                              progress=lambda done, total: steps.append((done, total)))
+    assert len(calls) == tiles
+    assert steps[-1] == (2 * tiles, 2 * tiles)
+    monkeypatch.undo()
+    whole = DualGANRunner(model)
+    assert (whole.stylize(image, spec, render_size=0) - stylized).abs().mean() < 1e-3
+    assert (whole.colorize(image, render_size=0) - colorized).abs().max() < 5e-3
 
 
 def test_out_of_memory_retry_with_smaller_tiles(model, style, monkeypatch):
