@@ -1,8 +1,8 @@
 """``python -m bench.precision``: how far fp16, bf16 and channels_last move the outputs from fp32.
 
 Colourises and stylises real images (the shipped example photo, or every image in ``--images``) at
-render size 1024 with the shipped weights, once per precision on ``--device``, and prints the PSNR
-of each output against the fp32 output on the CPU (higher is closer; above about 45 dB the
+render size 1024 with the shipped weights, once per precision on ``--device`` (and once in 256 px
+tiles), and prints the PSNR of each output against the untiled fp32 output on the CPU (higher is closer; above about 45 dB the
 difference is below 8-bit quantisation for most pixels).
 """
 
@@ -21,7 +21,8 @@ from gan_core.precision import DTYPES
 from gan_core.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("fp32", "fp16", "bf16", "fp16+channels_last", "bf16+channels_last")
+VARIANTS = ("fp32", "fp32+tiled", "fp16", "bf16", "fp16+channels_last", "bf16+channels_last", "fp16+tiled")
+TILED = 256  # tile side of the "+tiled" variants: small enough to tile the example photo
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -30,12 +31,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def outputs(weights: Path, variant: str, device: torch.device, images: list[torch.Tensor], render: int):
-    dtype_name, _, layout = variant.partition("+")
+    dtype_name, *flags = variant.split("+")
     model, _ = load_weights(weights)
     model = model.to(device).cast(DTYPES[dtype_name])
-    if layout == "channels_last":
+    if "channels_last" in flags:
         model = model.to(memory_format=torch.channels_last)
-    runner = DualGANRunner(model)
+    runner = DualGANRunner(model, tile=TILED) if "tiled" in flags else DualGANRunner(model)
     code, adapter = runner.style_from_name(runner.model.style_names[0])
     with torch.inference_mode():
         return [(runner.colorize(x, render_size=render), runner.stylize(x, StyleSpec(code, adapter, 1.0), render_size=render))
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-size", type=int, default=1024)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    images = [read_image(p)[0][None] for p in collect_inputs(args.images)]
+    images = [read_image(p)[0] for p in collect_inputs(args.images)]
     reference = outputs(args.weights, "fp32", torch.device("cpu"), images, args.render_size)
     print(f"{len(images)} image(s), render size {args.render_size}, device {device}; PSNR (dB) against fp32 on the CPU")
     print("| precision | Colorize PSNR (worst image) | Style Transfer PSNR (worst image) |")

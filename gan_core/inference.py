@@ -288,7 +288,7 @@ class DualGANRunner:
         ab_half = stylised = None
         if need_color:
             logits = self.model.color_decoder(feats, palette)
-            ab_half = self.model.ab_from_logits(logits).float()
+            ab_half = self.model.ab_from_logits(logits.float())  # softmax over the bins in fp32
         if style is not None:
             code = style.code.to(device=feats["relu4_1"].device, dtype=torch.float32)
             f = stylize_features(feats["relu4_1"].float(), content, code, style.strength)

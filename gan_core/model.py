@@ -58,11 +58,12 @@ class DualGAN(nn.Module):
         return list(self.styles.keys())
 
     def cast(self, dtype: torch.dtype) -> "DualGAN":
-        """Cast for inference, keeping BatchNorm in float32 (its variances of O(100) features overflow float16)."""
-        self.to(dtype)
+        """Cast for inference, keeping BatchNorm in float32 (its running variances reach 1e5 and more,
+        past float16's 65504). Each module is cast on its own: casting the whole network first and
+        BatchNorm back afterwards would already have turned those variances into inf."""
         for module in self.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.float()
+            target = torch.float32 if isinstance(module, nn.BatchNorm2d) else dtype
+            module._apply(lambda t, target=target: t.to(target) if t.is_floating_point() else t, recurse=False)
         return self
 
     def ab_from_logits(self, logits: torch.Tensor) -> torch.Tensor:

@@ -78,6 +78,24 @@ def test_auto_dtype_follows_native_bf16(tmp_path, monkeypatch):
         choose_dtype("int8", cpu)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_keeps_batchnorm_statistics(dtype):
+    """Running variances above float16's range must survive the cast (they broke fp16 colour on GPUs)."""
+    reference, half = tiny_model(seed=5), tiny_model(seed=5)
+    for m in (reference, half):
+        for bn in (x for x in m.modules() if isinstance(x, torch.nn.BatchNorm2d)):
+            bn.running_var.fill_(2e5)
+            bn.running_mean.fill_(300.0)
+    half.cast(dtype)
+    bns = [x for x in half.modules() if isinstance(x, torch.nn.BatchNorm2d)]
+    assert bns and all(bn.running_var.dtype == torch.float32 and bool((bn.running_var == 2e5).all()) for bn in bns)
+    assert next(half.encoder.parameters()).dtype == dtype
+    image = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        ours, ref = DualGANRunner(half).colorize(image), DualGANRunner(reference.eval()).colorize(image)
+    assert (ours - ref).abs().mean() < 0.02
+
+
 def test_grid_bins_and_annealed_mean():
     grid = AbGrid(22, 110)
     ab = grid.centres[[5, 300]].T.reshape(1, 2, 1, 2)
