@@ -61,13 +61,12 @@ def run_case(case: dict) -> dict:
         base = _rss_mb()
     else:
         from gan_core.inference import DualGANRunner, StyleSpec
+        from gan_core.precision import choose_dtype, prepare
         from gan_core.weights import load_weights
 
         model, _ = load_weights(case["weights"])
-        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[case["dtype"]]
-        model = model.to(device).cast(dtype)
-        if case.get("channels_last"):
-            model = model.to(memory_format=torch.channels_last)
+        layout = {"auto": None, "contiguous": torch.contiguous_format, "channels_last": torch.channels_last}[case["layout"]]
+        model = prepare(model, device, choose_dtype(case["dtype"], device), layout)
         runner = DualGANRunner(model)
         style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
         jobs = {
@@ -123,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default="1,8")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu")
-    parser.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                        help="auto: what the CLI and the nodes pick on this device (gan_core.precision)")
+    parser.add_argument("--layout", default="auto", choices=["auto", "contiguous", "channels_last"],
+                        help="memory format of the network; auto: channels_last on the CPU, contiguous on CUDA")
+    parser.add_argument("--channels-last", dest="layout", action="store_const", const="channels_last",
+                        help="same as --layout channels_last")
     parser.add_argument("--max-pixels-batch8", type=int, default=1024 * 1024, help="skip batch 8 above this many pixels (CPU time)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, stylize, blend, peer_multistyle26, peer_arbitrary)")
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
                 thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda"
                 case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1, "warmup": thorough,
-                        "device": args.device, "dtype": args.dtype, "channels_last": args.channels_last, "weights": args.weights}
+                        "device": args.device, "dtype": args.dtype, "layout": args.layout, "weights": args.weights}
                 result = measure(case, args.timeout)
                 rows.append((size_name, batch, job, result))
                 print(f"  {size_name:>5} x{batch} {job:18s} {json.dumps(result)}", file=sys.stderr, flush=True)
@@ -177,7 +180,12 @@ def print_table(rows, args) -> None:
 
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     above = "" if args.device == "cuda" else " (1 above 1 MP)"
-    print(f"\ndevice {args.device} ({name}), {args.dtype}{', channels_last' if args.channels_last else ''}; "
+    from gan_core.precision import choose_dtype, memory_format_for
+
+    device = torch.device(args.device)
+    dtype = str(choose_dtype(args.dtype, device)).removeprefix("torch.")
+    layout = args.layout if args.layout != "auto" else str(memory_format_for(device)).removeprefix("torch.")
+    print(f"\ndevice {args.device} ({name}), dtype {args.dtype} ({dtype}), layout {args.layout} ({layout}); "
           f"torch {torch.__version__}; median of {args.repeat}{above}")
     peers_on = sorted({r["ran_on"] for *_, r in rows if "ran_on" in r})
     if peers_on:

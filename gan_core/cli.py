@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
 from .inference import PRESERVE_COLOR, DualGANRunner, StyleSpec
-from .precision import DTYPES, choose_dtype
+from .precision import DTYPES, choose_dtype, prepare
 from .weights import WeightsError, inspect_weights, load_style_file, load_weights
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "assets" / "dualgan_default.safetensors"
@@ -50,7 +50,7 @@ def _load_model(args) -> DualGANRunner:
     for style_file in args.style_file or []:
         load_style_file(style_file, model)
     device = _device(args.device)
-    return DualGANRunner(model.to(device).cast(choose_dtype(args.dtype, device)))
+    return DualGANRunner(prepare(model, device, choose_dtype(args.dtype, device)))
 
 
 def _outputs(inputs: list[Path], out: Path, suffix: str) -> list[Path]:

@@ -48,3 +48,17 @@ def choose_dtype(choice: str, device: torch.device, *, gpu_fp16_ok: bool = True)
         logger.warning("fp16 on the CPU is slow or unsupported; running in fp32")
         return torch.float32
     return DTYPES[choice]
+
+
+def memory_format_for(device: torch.device) -> torch.memory_format:
+    """channels_last on the CPU, where oneDNN's convolutions are faster in it (bench: Style Transfer
+    at 1024² 3.0 s -> 2.4 s in bf16 on 2 cores); the default layout on CUDA, where channels_last was
+    slower on an H200 in fp16 (1024² Style Transfer 16 -> 32 ms). bench/results hold both runs."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def prepare(model: torch.nn.Module, device: torch.device, dtype: torch.dtype,
+            memory_format: torch.memory_format | None = None) -> torch.nn.Module:
+    """Move a DualGAN to ``device``, cast it (BatchNorm stays fp32) and lay it out for that device."""
+    layout = memory_format_for(device) if memory_format is None else memory_format
+    return model.to(device).cast(dtype).to(memory_format=layout)

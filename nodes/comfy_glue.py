@@ -16,7 +16,7 @@ from einops import rearrange
 
 from gan_core.inference import DualGANRunner, render_shape
 from gan_core.model import DualGAN
-from gan_core.precision import choose_dtype
+from gan_core.precision import choose_dtype, memory_format_for, prepare
 from gan_core.weights import WeightsInfo
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class DualGANHandle:
     def wrap(cls, model: DualGAN, info: WeightsInfo, dtype_choice: str) -> "DualGANHandle":
         load_device = mm.get_torch_device()
         dtype = choose_dtype(dtype_choice, load_device, gpu_fp16_ok=load_device.type != "cpu" and mm.should_use_fp16(load_device))
-        model = model.cast(dtype).eval()
+        # Cast and laid out for the compute device; ComfyUI's patcher moves it there when a job runs.
+        model = prepare(model, torch.device("cpu"), dtype, memory_format_for(load_device)).eval()
         patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
         return cls(model=model, patcher=patcher, dtype=dtype, info=info)
 
