@@ -14,7 +14,7 @@ import comfy.utils
 import torch
 from einops import rearrange
 
-from gan_core.inference import DualGANRunner, render_shape
+from gan_core.inference import DualGANRunner, default_pixel_budget, render_shape
 from gan_core.model import DualGAN
 from gan_core.precision import choose_dtype, memory_format_for, prepare
 from gan_core.weights import WeightsInfo
@@ -49,7 +49,8 @@ class DualGANHandle:
         """Load the model onto the compute device with room for this job; return a runner."""
         batch, height, width = image_bhwc.shape[0], image_bhwc.shape[1], image_bhwc.shape[2]
         h_r, w_r = render_shape(height, width, render_size)
-        runner = DualGANRunner(self.model, oom_types=(mm.OOM_EXCEPTION,), on_oom=mm.soft_empty_cache)
+        runner = DualGANRunner(self.model, oom_types=(mm.OOM_EXCEPTION,), on_oom=mm.soft_empty_cache,
+                               pixel_budget=default_pixel_budget(self.patcher.load_device))
         chunk = max(1, min(batch, runner.pixel_budget // max(1, h_r * w_r)))
         memory = chunk * h_r * w_r * NETWORK_BYTES_PER_PIXEL + height * width * OUTPUT_BYTES_PER_PIXEL
         mm.load_models_gpu([self.patcher], memory_required=memory)
