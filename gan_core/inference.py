@@ -34,9 +34,8 @@ STYLE_SIZE = 512  # short side a style reference is reduced to before its statis
 MIN_NETWORK_SIZE = 16  # the style decoder's reflection padding needs 2 x 2 features at 1/8
 PRESERVE_COLOR = ("none", "original", "colorized")
 # Pixels handled at once: network pixels per batch chunk, and full-resolution pixels per strip. On
-# the CPU small pieces stay in the cache and win (bench, 2 cores, bf16: eight 512² images colourise in
-# 7.6 s in chunks of one image, 14.4 s in one chunk of eight; a 12 MP image composes in 2.8 s in
-# 256K-pixel strips, 3.9 s in 4M-pixel ones); a GPU wants big batches.
+# the CPU small pieces stay in the cache and win (python -m bench, 2 cores, bf16: eight 512² images
+# colourise in 7.4 s in chunks of one image, 12.2 s in one chunk of eight); a GPU wants big batches.
 CPU_PIXEL_BUDGET = 1 << 18
 GPU_PIXEL_BUDGET = 4_000_000
 
