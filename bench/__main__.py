@@ -88,11 +88,29 @@ def run_case(case: dict) -> dict:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             timings.append((time.perf_counter() - t0) * 1000)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_mb() - base
+        peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_mb() - base
+        if case.get("profile"):
+            print_profile(call, device, case)
     result = {"ms": statistics.median(timings), "peak_mb": peak}
     if case["job"].startswith("peer"):
         result["ran_on"] = peer.device
     return result
+
+
+def print_profile(call, device, case: dict, rows: int = 15) -> None:
+    """One more call under torch.profiler; its busiest operators go to stderr (after the timed runs)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        call()
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"profile of {case['job']} {case['size']} x{case['batch']}:", file=sys.stderr)
+    print(prof.key_averages().table(sort_by=key, row_limit=rows), file=sys.stderr)
 
 
 def measure(case: dict, timeout: float) -> dict:
@@ -112,6 +130,8 @@ def measure(case: dict, timeout: float) -> dict:
         return {"error": f"over {timeout:.0f}s"}
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1][:80]}
+    if case.get("profile"):
+        sys.stderr.write(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -133,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, stylize, blend, peer_multistyle26, peer_arbitrary)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="one tiny case per job (a smoke test)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after timing each case, profile one more call and print its busiest operators to stderr")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -167,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                 # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
                 thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda"
                 case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1, "warmup": thorough,
-                        "device": args.device, "dtype": args.dtype, "layout": args.layout, "weights": args.weights}
+                        "device": args.device, "dtype": args.dtype, "layout": args.layout, "weights": args.weights,
+                        "profile": args.profile}
                 result = measure(case, args.timeout)
                 rows.append((size_name, batch, job, result))
                 print(f"  {size_name:>5} x{batch} {job:18s} {json.dumps(result)}", file=sys.stderr, flush=True)

@@ -23,6 +23,10 @@ def test_bench_quick_prints_a_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for job in ("colorize", "stylize", "blend"):
         assert f"| 64 | 1 | {job} |" in proc.stdout
+    profiled = subprocess.run([sys.executable, "-m", "bench", "--weights", str(weights), "--quick", "--no-peer",
+                               "--jobs", "colorize", "--profile", "--dtype", "fp32"], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+    assert profiled.returncode == 0 and "profile of colorize" in profiled.stderr and "aten::" in profiled.stderr
     missing = subprocess.run([sys.executable, "-m", "bench", "--weights", str(tmp_path / "none.safetensors")], cwd=REPO,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no such weights file" in missing.stderr
