@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from .color import grey_rgb_from_lightness, lab_to_rgb, luminance, rgb_to_lab
 from .encoder import STRIDE
@@ -314,15 +315,23 @@ class DualGANRunner:
         return code, adapter
 
     # ---- the network pass ----------------------------------------------------------------
+    def _encode(self, x: torch.Tensor, until: str) -> dict[str, torch.Tensor]:
+        # The record_function labels name the stages in ``python -m bench --profile``.
+        with record_function("dualgan.encoder"):
+            return self.model.encoder(x, until=until)
+
     def _heads(self, feats, need_color, style: StyleSpec | None, content: StyleCode | None, palette):
         ab_half = stylised = None
         if need_color:
-            logits = self.model.color_decoder(feats, palette)
-            ab_half = self.model.ab_from_logits(logits.float())  # softmax over the bins in fp32
+            with record_function("dualgan.colour_decoder"):
+                logits = self.model.color_decoder(feats, palette)
+            with record_function("dualgan.annealed_mean"):
+                ab_half = self.model.ab_from_logits(logits.float())  # softmax over the bins in fp32
         if style is not None:
             code = style.code.to(device=feats["relu4_1"].device, dtype=torch.float32)
             f = stylize_features(feats["relu4_1"].float(), content, code, style.strength)
-            stylised = self.model.style_decoder(f.to(self.dtype), style.adapter).float()
+            with record_function("dualgan.style_decoder"):
+                stylised = self.model.style_decoder(f.to(self.dtype), style.adapter).float()
         return ab_half, stylised
 
     @torch.no_grad()
@@ -343,7 +352,7 @@ class DualGANRunner:
 
         def run(tile: int | None):
             if tile is None or max(x.shape[-2:]) <= tile:
-                feats = self.model.encoder(x, until=until)
+                feats = self._encode(x, until)
                 content = None
                 if style is not None:
                     f = feats["relu4_1"][:, :, : math.ceil(hv / STRIDE), : math.ceil(wv / STRIDE)]
@@ -360,7 +369,7 @@ class DualGANRunner:
 
             def encode_tile(piece, spans):
                 sy, sx = spans
-                feats = self.model.encoder(piece, until=until)
+                feats = self._encode(piece, until)
                 ab_half = None
                 if need_color:
                     ab_half, _ = self._heads(feats, True, None, None, palette)
@@ -414,8 +423,9 @@ class DualGANRunner:
         networks run there (the composition reads it again), else on the image's device."""
         keep_on = self.device if self.device.type == "cuda" else rgb.device
         out = torch.empty(1, 1, *rgb.shape[-2:], dtype=torch.float32, device=keep_on)
-        for y0, y1 in self._strips(*rgb.shape[-2:]):
-            out[:, :, y0:y1] = luminance(rgb[:, :, y0:y1].to(self.device))
+        with record_function("dualgan.lightness"):
+            for y0, y1 in self._strips(*rgb.shape[-2:]):
+                out[:, :, y0:y1] = luminance(rgb[:, :, y0:y1].to(self.device))
         return out
 
     def _strips(self, height: int, width: int) -> list[tuple[int, int]]:
@@ -497,8 +507,9 @@ class DualGANRunner:
         for index, full in enumerate(self.run(image, **kwargs)):
             if result is None:
                 result = full.rgb.new_empty(image.shape[0], rgb_channels, *full.rgb.shape[-2:])
-            for y0, y1 in self._strips(*full.rgb.shape[-2:]):
-                result[index : index + 1, :, y0:y1] = to_host(make(full.strip(y0, y1)), result.device)
+            with record_function("dualgan.full_resolution"):
+                for y0, y1 in self._strips(*full.rgb.shape[-2:]):
+                    result[index : index + 1, :, y0:y1] = to_host(make(full.strip(y0, y1)), result.device)
         return result
 
     # ---- the three jobs ------------------------------------------------------------------
