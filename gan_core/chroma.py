@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from einops import rearrange
+from einops import rearrange
 
 
 class AbGrid:
@@ -60,7 +61,13 @@ class AbGrid:
 
     def annealed_mean(self, logits: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
         """Decode B x Q x H x W bin logits to a B x 2 x H x W ab map (Zhang et al.'s annealed mean)."""
-        probs = torch.softmax(logits.float() / temperature, dim=1)
         centres = self.centres.to(device=logits.device)
+        if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
+            # Bins innermost in memory (channels_last, the CPU layout): the softmax over the last axis
+            # of the pixels x bins view and one matrix product took half the time of the dim-1 softmax
+            # (bench --profile, stage dualgan.annealed_mean).
+            probs = torch.softmax(rearrange(logits.float(), "b q h w -> b h w q") / temperature, dim=-1)
+            return rearrange(probs @ centres, "b h w c -> b c h w").to(logits.dtype)
+        probs = torch.softmax(logits.float() / temperature, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", probs, centres)
         return ab.to(logits.dtype)

@@ -110,6 +110,10 @@ def test_grid_bins_and_annealed_mean():
     two[0, 10], two[0, 400] = 1.0, 0.5
     hot, cold = grid.annealed_mean(two, 1.0), grid.annealed_mean(two, 0.1)
     assert (cold[0, :, 0, 0] - grid.centres[10]).norm() < (hot[0, :, 0, 0] - grid.centres[10]).norm()
+    # both memory layouts decode alike (channels_last takes the pixels x bins path)
+    many = torch.randn(2, grid.num_bins, 5, 7, generator=torch.Generator().manual_seed(1)) * 3
+    nhwc = many.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(grid.annealed_mean(many), grid.annealed_mean(nhwc), atol=1e-4)
 
 
 # ---- weights format -------------------------------------------------------------------------
@@ -308,6 +312,25 @@ def test_palette_and_saturation(runner):
     assert not torch.equal(runner.colorize(image, palette=red), runner.colorize(image, palette=blue))
     with pytest.raises(ValueError, match="palette batch"):
         runner.colorize(image.expand(3, -1, -1, -1), palette=torch.cat([red, blue]))
+
+
+def test_axis_spans_cover_evenly_and_own_each_pixel_once():
+    from gan_core.tiling import axis_spans
+
+    for length in (8, 200, 264, 1544, 2048, 3000, 4000, 12000):
+        for tile, overlap in ((1536, 96), (256, 128), (128, 96), (64, 32)):
+            spans = axis_spans(length, tile, overlap, 8)
+            assert spans[0].start == 0 and spans[-1].stop == length
+            assert all(s.stop - s.start <= max(8, tile // 8 * 8) for s in spans)
+            assert all(a.stop - b.start >= min(overlap, tile // 2) for a, b in zip(spans, spans[1:]))
+            owned = [(s.own_start, s.own_stop) for s in spans]
+            assert owned[0][0] == 0 and owned[-1][1] == length
+            assert all(a[1] == b[0] for a, b in zip(owned, owned[1:]))
+            assert all(s.start <= s.own_start < s.own_stop <= s.stop for s in spans)
+            # shared evenly: the tiles add up to the length plus little more than the overlaps
+            # (2048 px in 1536 px tiles is 2 x 1072, not 2 x 1536)
+            extra = sum(s.stop - s.start for s in spans) - length
+            assert extra <= (len(spans) - 1) * (min(overlap, tile // 2) + 16) + 8, (length, tile, extra)
 
 
 def test_tiled_equals_untiled(model, style):
