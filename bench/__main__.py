@@ -231,6 +231,22 @@ def print_table(rows, args) -> None:
             other = table.get((size_name, batch, peer), {})
             ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "blend") and "ms" in other else "")
         print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {batch * 1000 / result['ms']:.2f} | {result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
+    print_growth(rows)
+
+
+def print_growth(rows) -> None:
+    """How time grows with pixels at batch 1: each size against the smallest one measured."""
+    lines = []
+    for job in dict.fromkeys(j for _, _, j, _ in rows):
+        sizes = [(s, r["ms"]) for s, b, j, r in rows if j == job and b == 1 and "ms" in r and s in SIZES]
+        if len(sizes) < 2:
+            continue
+        (base, base_ms), pixels = sizes[0], lambda name: SIZES[name][0] * SIZES[name][1]
+        steps = [f"{s} {ms / base_ms:.2f}x time for {pixels(s) / pixels(base):.1f}x pixels" for s, ms in sizes[1:]]
+        lines.append(f"- {job}: against {base}: " + "; ".join(steps))
+    if lines:
+        print("\nTime growth with pixels (batch 1):")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

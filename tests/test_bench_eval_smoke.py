@@ -83,3 +83,14 @@ def test_eval_on_a_mini_data_folder(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path / "nowhere")], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "manifest" in bad.stderr
+
+
+def test_bench_reports_time_growth_with_pixels(capsys):
+    from bench.__main__ import print_growth
+
+    print_growth([("512", 1, "colorize", {"ms": 1000.0}), ("1024", 1, "colorize", {"ms": 1500.0}),
+                  ("12mp", 1, "colorize", {"ms": 3000.0}), ("512", 8, "colorize", {"ms": 9000.0}),
+                  ("2048", 1, "stylize", {"error": "over 900s"})])
+    out = capsys.readouterr().out
+    assert "- colorize: against 512: 1024 1.50x time for 4.0x pixels; 12mp 3.00x time for 45.8x pixels" in out
+    assert "stylize" not in out
