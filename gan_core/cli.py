@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--render-size", type=int, default=512, help="short side the networks run at; 0 = full size, tiled (default 512)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default auto)")
         p.add_argument("--dtype", choices=["auto", *DTYPES], default="auto",
-                       help="network precision (default auto: fp16 on CUDA, fp32 on the CPU)")
+                       help="network precision (default auto: fp16 on CUDA; bf16 on a CPU with native bf16 (AVX512-BF16, AMX), else fp32)")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     def style_options(p: argparse.ArgumentParser) -> None:
