@@ -94,3 +94,10 @@ def test_bench_reports_time_growth_with_pixels(capsys):
     out = capsys.readouterr().out
     assert "- colorize: against 512: 1024 1.50x time for 4.0x pixels; 12mp 3.00x time for 45.8x pixels" in out
     assert "stylize" not in out
+
+
+def test_student_speed_prints_both_networks():
+    proc = subprocess.run([sys.executable, "-m", "bench.student_speed", "--size", "64", "--repeat", "1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| shipped (VGG16 encoder)" in proc.stdout and "| student (random weights)" in proc.stdout
