@@ -363,6 +363,17 @@ def test_tiled_blend_encodes_each_tile_once(model, style, monkeypatch):
     assert (whole.colorize(image, render_size=0) - colorized).abs().max() < 5e-3
 
 
+def test_tiled_blend_with_per_image_styles_and_palettes(model):
+    whole, tiled = DualGANRunner(model), DualGANRunner(model, tile=128, overlap=64)
+    image = torch.rand(2, 3, 200, 264, generator=torch.Generator().manual_seed(3))
+    spec = StyleSpec(whole.style_from_image(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(4))), None, 0.7)
+    palette = whole.palette_from_image(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5)))
+    kwargs = dict(lambda_content=0.3, lambda_color=0.6, render_size=0, palette=palette)
+    for ours, reference in zip(tiled.blend(image, spec, **kwargs), whole.blend(image, spec, **kwargs)):
+        assert ours.shape == (2, 3, 200, 264)
+        assert (ours - reference).abs().mean() < 1e-3 and (ours - reference).abs().max() < 2e-2
+
+
 def test_out_of_memory_retry_with_smaller_tiles(model, style, monkeypatch):
     class FakeOOM(Exception):
         pass
