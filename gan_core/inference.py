@@ -24,7 +24,7 @@ from .color import grey_rgb_from_lightness, lab_to_rgb, luminance, rgb_to_lab
 from .encoder import STRIDE
 from .guided import fit_linear_model
 from .model import DualGAN
-from .style_codes import StyleCode, feature_stats, stats_from_moments, stylize_features
+from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
 from .style_decoder import StyleAdapter
 from .tiling import count_tiles, run_with_tile_fallback, tiled_map
 
@@ -163,26 +163,6 @@ def upsample_axis(src: torch.Tensor, dim: int, start: int, stop: int, scale: flo
     shape[dim] = -1
     w1 = (pos - i0).view(shape).to(src.dtype)
     return src.index_select(dim, i0) * (1 - w1) + src.index_select(dim, i1) * w1
-
-
-class _Moments:
-    """Per-channel sums of relu4_1 features arriving tile by tile, for the whole image's statistics."""
-
-    def __init__(self) -> None:
-        self.total = self.total_sq = None
-        self.count = 0
-
-    def add(self, feats: torch.Tensor) -> None:
-        if feats.shape[-1] <= 0 or feats.shape[-2] <= 0:
-            return
-        region = feats.float().flatten(2)
-        s, s2 = region.sum(2), (region * region).sum(2)
-        self.total = s if self.total is None else self.total + s
-        self.total_sq = s2 if self.total_sq is None else self.total_sq + s2
-        self.count += region.shape[-1]
-
-    def stats(self) -> StyleCode:
-        return stats_from_moments(self.total, self.total_sq, self.count)
 
 
 @dataclass
@@ -326,7 +306,8 @@ class DualGANRunner:
             with record_function("dualgan.colour_decoder"):
                 logits = self.model.color_decoder(feats, palette)
             with record_function("dualgan.annealed_mean"):
-                ab_half = self.model.ab_from_logits(logits.float())  # softmax over the bins in fp32
+                # fp32 logits in, so the ab map comes out fp32 (not rounded to the network's bf16/fp16)
+                ab_half = self.model.ab_from_logits(logits.float())
         if style is not None:
             code = style.code.to(device=feats["relu4_1"].device, dtype=torch.float32)
             f = stylize_features(feats["relu4_1"].float(), content, code, style.strength)
@@ -364,7 +345,7 @@ class DualGANRunner:
             # Pass 1: one encoder pass per tile. The colour head decodes at once; relu4_1 is kept for
             # the style decoder, which must wait for the whole image's content statistics.
             kept: dict[tuple[int, int], torch.Tensor] = {}
-            moments = _Moments()
+            moments = FeatureMoments()
             fy_valid, fx_valid = math.ceil(hv / STRIDE), math.ceil(wv / STRIDE)
 
             def encode_tile(piece, spans):
@@ -384,9 +365,9 @@ class DualGANRunner:
                 return [] if ab_half is None else [ab_half]
 
             tiling = dict(tile=tile, overlap=self.overlap, multiple=STRIDE, on_tile=on_step)
-            ab_half = tiled_map(encode_tile, x, scales=[0.5] if need_color else [], **tiling)
+            colour = tiled_map(encode_tile, x, scales=[0.5] if need_color else [], **tiling)  # [ab_half] or []
             if style is None:
-                return ab_half[0], None
+                return colour[0], None
             # Pass 2: the style decoder on the kept features, with the whole image's statistics.
             content = moments.stats()
 
@@ -395,7 +376,7 @@ class DualGANRunner:
                 return [self._heads(feats, False, style, content, None)[1]]
 
             stylised = tiled_map(decode_tile, x, scales=[1.0], **tiling)[0]
-            return (ab_half[0] if need_color else None), stylised
+            return (colour[0] if need_color else None), stylised
 
         first = None if max(x.shape[-2:]) <= self.tile else self.tile
         return run_with_tile_fallback(

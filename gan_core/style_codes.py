@@ -28,11 +28,26 @@ def feature_stats(feats: torch.Tensor, eps: float = 1e-5) -> StyleCode:
     return StyleCode(mean.to(feats.dtype), std.to(feats.dtype))
 
 
-def stats_from_moments(total: torch.Tensor, total_sq: torch.Tensor, count: int, eps: float = 1e-5) -> StyleCode:
-    """The same statistics from accumulated sums (used when features arrive tile by tile)."""
-    mean = total / count
-    var = (total_sq / count - mean * mean).clamp_min(0.0)
-    return StyleCode(mean, (var + eps).sqrt())
+class FeatureMoments:
+    """The same statistics as ``feature_stats``, from features that arrive in pieces (tile by tile)."""
+
+    def __init__(self) -> None:
+        self.total = self.total_sq = None
+        self.count = 0
+
+    def add(self, feats: torch.Tensor) -> None:
+        if feats.shape[-1] <= 0 or feats.shape[-2] <= 0:
+            return
+        region = feats.float().flatten(2)
+        s, s2 = region.sum(2), (region * region).sum(2)
+        self.total = s if self.total is None else self.total + s
+        self.total_sq = s2 if self.total_sq is None else self.total_sq + s2
+        self.count += region.shape[-1]
+
+    def stats(self, eps: float = 1e-5) -> StyleCode:
+        mean = self.total / self.count
+        var = (self.total_sq / self.count - mean * mean).clamp_min(0.0)
+        return StyleCode(mean, (var + eps).sqrt())
 
 
 def adain(feats: torch.Tensor, content: StyleCode, style: StyleCode) -> torch.Tensor:

@@ -98,8 +98,9 @@ def tiled_map(
     overlap = _normalised(tile, overlap, multiple)[1]
     outs: list[torch.Tensor | None] = [None] * len(scales)
     weight_sums: list[torch.Tensor | None] = [None] * len(scales)
+    columns = axis_spans(width, tile, overlap, multiple)
     for sy in axis_spans(height, tile, overlap, multiple):
-        for sx in axis_spans(width, tile, overlap, multiple):
+        for sx in columns:
             pieces = fn(x[:, :, sy.start : sy.stop, sx.start : sx.stop], (sy, sx))
             for i, (piece, scale) in enumerate(zip(pieces, scales)):
                 oy, ox = int(sy.start * scale), int(sx.start * scale)

@@ -9,6 +9,7 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
+from gan_core.precision import DTYPES
 from gan_core.weights import WeightsError, load_style_file, load_weights
 
 from .comfy_glue import DualGANHandle
@@ -78,7 +79,7 @@ class LoadDualGAN(io.ComfyNode):
                 io.Combo.Input("weights", options=weight_choices(), default=DEFAULT_WEIGHTS,
                                tooltip="DualGAN weights: files in models/dualgan, or the shipped default. "
                                        "Only .safetensors files are read; pickled .ckpt/.pt files are refused."),
-                io.Combo.Input("dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto",
+                io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
                                tooltip="Precision of the network. auto: fp16 on a GPU that supports it; on the CPU bf16 where "
                                        "the processor has native bf16 (AVX512-BF16 or AMX), else fp32. fp16 on the CPU "
                                        "runs in fp32. Colour maths is always fp32."),
