@@ -16,6 +16,11 @@ import torch
 from einops import rearrange
 
 
+# Pixels decoded together by the bins-last annealed mean: 1024 x 484 bins x 4 bytes = 2 MB, the
+# size of the L2 caches of the 2-core bench machine (512 to 4096 all ran within 10% of each other).
+_PIXELS_PER_BLOCK = 1024
+
+
 class AbGrid:
     """The quantisation grid of the ab plane. Cheap to build; holds no learnable state."""
 
@@ -62,11 +67,23 @@ class AbGrid:
         """Decode B x Q x H x W bin logits to a B x 2 x H x W ab map (Zhang et al.'s annealed mean)."""
         centres = self.centres.to(device=logits.device)
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
-            # Bins innermost in memory (channels_last, the CPU layout): the softmax over the last axis
-            # of the pixels x bins view and one matrix product took half the time of the dim-1 softmax
-            # (bench --profile, stage dualgan.annealed_mean).
-            probs = torch.softmax(rearrange(logits.float(), "b q h w -> b h w q") / temperature, dim=-1)
-            return rearrange(probs @ centres, "b h w c -> b c h w").to(logits.dtype)
+            return self._annealed_mean_bins_last(logits, temperature, centres)
         probs = torch.softmax(logits.float() / temperature, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", probs, centres)
         return ab.to(logits.dtype)
+
+    def _annealed_mean_bins_last(self, logits: torch.Tensor, temperature: float, centres: torch.Tensor) -> torch.Tensor:
+        """The annealed mean when the bins are innermost in memory (channels_last, the CPU layout).
+
+        Pixels x bins rows, softmax over the last axis and one matrix product, a block of pixels at a
+        time: the scaled logits and the probabilities of a block stay in the cache, so the logits are
+        read from memory once. A 12 MP Colorize's 256 x 344 x 484 logits: 56 ms in blocks of 1024
+        pixels, 172 ms as whole-map passes (divide, softmax, product; 2 cores, fp32); the stage
+        dualgan.annealed_mean, which also holds the caller's cast to fp32, went from 201 to 98 ms."""
+        x = rearrange(logits.float(), "b q h w -> (b h w) q")  # a view: bins are innermost
+        ab = x.new_empty(x.shape[0], 2)
+        for start in range(0, x.shape[0], _PIXELS_PER_BLOCK):
+            block = slice(start, start + _PIXELS_PER_BLOCK)
+            torch.mm(torch.softmax(x[block] / temperature, dim=-1), centres, out=ab[block])
+        b, _, h, w = logits.shape
+        return rearrange(ab, "(b h w) c -> b c h w", b=b, h=h, w=w).to(logits.dtype)

@@ -7,11 +7,13 @@ import struct
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from gan_core.chroma import AbGrid
-from gan_core.color import lab_to_rgb, luminance, rgb_to_lab
-from gan_core.inference import DualGANRunner, StyleSpec, check_image
+from gan_core.color import _f, _f_inv, lab_to_rgb, linear_to_srgb, luminance, rgb_to_lab, srgb_to_linear
+from gan_core.guided import box_mean
+from gan_core.inference import DualGANRunner, FullResolution, StyleSpec, check_image, is_grey
 from gan_core.precision import choose_dtype, cpu_has_native_bf16
 from gan_core.style_codes import feature_stats, stylize_features
 from gan_core.testing import tiny_model, write_tiny_weights
@@ -52,6 +54,51 @@ def test_lab_gradients_are_finite():
     rgb = torch.rand(1, 3, 8, 8, requires_grad=True)
     (lab_to_rgb(rgb_to_lab(rgb)).sum() + rgb_to_lab(torch.zeros(1, 3, 2, 2) + rgb[..., :2, :2]).sum()).backward()
     assert torch.isfinite(rgb.grad).all()
+
+
+
+def test_piecewise_curves_match_the_textbook_formulas():
+    """The clamp-based pieces (``_knee``) equal the torch.where definitions of the standards (float64)."""
+    x = torch.linspace(-0.2, 1.2, 20001, dtype=torch.float64)
+    c = x.clamp(0.0, 1.0)
+    srgb_lin = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lin_srgb = torch.where(c <= 0.0031308, c * 12.92, 1.055 * c.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = torch.where(x > eps, x.clamp_min(1e-12) ** (1 / 3), (kappa * x + 16) / 116)
+    f_inv = torch.where(x**3 > eps, x**3, (116 * x - 16) / kappa)
+    for ours, textbook in ((srgb_to_linear(x), srgb_lin), (linear_to_srgb(x), lin_srgb), (_f(x), f), (_f_inv(x), f_inv)):
+        assert (ours - textbook).abs().max() < 1e-7
+    assert torch.allclose(_f(x, 116.0, -16.0), 116 * f - 16, atol=1e-6)
+
+
+def test_grey_luminance_fast_path_equals_the_general_path():
+    grey = torch.rand(2, 1, 17, 23, generator=torch.Generator().manual_seed(6)).expand(-1, 3, -1, -1)
+    assert torch.allclose(luminance(grey, grey=True), luminance(grey), atol=1e-4)
+    assert is_grey(grey) and is_grey(grey.contiguous())  # expanded (known) and stored (read) grey
+    colour = grey.contiguous()
+    colour[1, 2, 16, 22] += 0.01  # one pixel of one image differs
+    assert not is_grey(colour)
+
+
+@pytest.mark.parametrize("radius", [1, 3, 8])
+def test_separable_box_mean_equals_the_2d_window(radius):
+    """Exact with count_include_pad=False (the in-image count of a window is the product of the 1-D
+    counts), also for images smaller than the window."""
+    k = 2 * radius + 1
+    for shape in ((2, 6, 31, 45), (1, 1, 5, 7)):
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(radius), dtype=torch.float64)
+        reference = F.avg_pool2d(x, k, stride=1, padding=radius, count_include_pad=False)
+        assert torch.allclose(box_mean(x, radius), reference, atol=1e-12)
+
+
+def test_full_resolution_rows_equal_bilinear_interpolation():
+    """Columns upsampled once per image, then rows per strip: the same as F.interpolate."""
+    small = torch.randn(1, 4, 8, 10, generator=torch.Generator().manual_seed(8))
+    full = FullResolution(runner=None, rgb=torch.zeros(1, 3, 24, 30), lightness=torch.zeros(1, 1, 24, 30),
+                          coefficients=small, coefficient_scale=(8 / 24, 10 / 30), stylised=None, stylised_scale=(1, 1))
+    reference = F.interpolate(small, size=(24, 30), mode="bilinear", align_corners=False)
+    strips = [full._up("coefficients", full.coefficient_scale, y0, min(y0 + 7, 24)) for y0 in range(0, 24, 7)]
+    assert torch.allclose(torch.cat(strips, dim=2), reference, atol=1e-5)
 
 
 # ---- chroma grid ----------------------------------------------------------------------------
@@ -114,6 +161,9 @@ def test_grid_bins_and_annealed_mean():
     many = torch.randn(2, grid.num_bins, 5, 7, generator=torch.Generator().manual_seed(1)) * 3
     nhwc = many.contiguous(memory_format=torch.channels_last)
     assert torch.allclose(grid.annealed_mean(many), grid.annealed_mean(nhwc), atol=1e-4)
+    # more pixels than one block of the channels_last path, the last block partial
+    big = torch.randn(2, grid.num_bins, 23, 37, generator=torch.Generator().manual_seed(2)) * 3
+    assert torch.allclose(grid.annealed_mean(big), grid.annealed_mean(big.contiguous(memory_format=torch.channels_last)), atol=1e-4)
 
 
 # ---- weights format -------------------------------------------------------------------------
