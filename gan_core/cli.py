@@ -62,14 +62,12 @@ def _outputs(inputs: list[Path], out: Path, suffix: str) -> list[Path]:
 
 
 def _style(runner: DualGANRunner, args, strength: float) -> StyleSpec:
-    if args.style:
-        code, adapter = runner.style_from_name(args.style)
-        return StyleSpec(code, adapter, strength)
-    if not args.style_image:
+    if not args.style and not args.style_image:
         available = ", ".join(runner.model.style_names) or "none in these weights"
         raise UsageError(f"give --style-image IMAGE or --style NAME (trained styles: {available})")
-    rgb, _ = read_image(args.style_image)
-    return StyleSpec(runner.style_from_image(rgb), None, strength)
+    image = None if args.style else read_image(args.style_image)[0]
+    return runner.style_spec(name=args.style or "", image=image, strength=strength,
+                             network="fast" if getattr(args, "fast", False) else "full")
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -176,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     style_options(p)
     p.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (default 1)")
+    p.add_argument("--fast", action="store_true",
+                   help="use the weights' distilled fast style network (style images only; see the README's model card)")
     p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default="none",
                    help="none: the style's colours; original: the input's; colorized: the colour decoder's")
     p.set_defaults(func=cmd_stylize)

@@ -26,19 +26,32 @@ class DualGANConfig:
     # The encoder's features come from 0..255-scaled ImageNet weights and are O(100); the style
     # decoder has no normalisation layer, so it scales its input down to O(1) first.
     style_input_scale: float = 0.01
+    # The optional fast style network (``python -m train distill``): a light VGG-shaped encoder to
+    # relu4_1 and a narrow style decoder, distilled from the two above. Empty: the file has none.
+    fast_encoder_widths: tuple[int, ...] = ()
+    fast_decoder_widths: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("vgg_widths", "color_widths", "style_widths"):
+        for name in ("vgg_widths", "color_widths", "style_widths", "fast_encoder_widths", "fast_decoder_widths"):
             widths = getattr(self, name)
-            if not all(isinstance(w, int) and w > 0 for w in widths):
+            if not isinstance(widths, tuple) or not all(isinstance(w, int) and w > 0 for w in widths):
                 raise ValueError(f"config field {name} must hold positive integers, got {widths!r}")
         if len(self.vgg_widths) != 4 or len(self.color_widths) != 3 or len(self.style_widths) != 4:
             raise ValueError("config widths have the wrong length (vgg 4, color 3, style 4)")
+        if (len(self.fast_encoder_widths), len(self.fast_decoder_widths)) not in ((0, 0), (4, 4)):
+            raise ValueError("fast_encoder_widths and fast_decoder_widths must both be empty or both hold 4 widths")
         if not 0.0 < self.annealed_temperature <= 1.0:
             raise ValueError(f"annealed_temperature must be in (0, 1], got {self.annealed_temperature}")
 
+    @property
+    def has_fast_style(self) -> bool:
+        return bool(self.fast_encoder_widths)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if not self.has_fast_style:  # files without the fast network stay readable by older versions
+            del fields["fast_encoder_widths"], fields["fast_decoder_widths"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "DualGANConfig":

@@ -19,8 +19,13 @@ STRIDE = 8  # inputs must be a multiple of this; callers pad (see gan_core.infer
 
 
 class VGGEncoder(nn.Module):
-    def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512)) -> None:
+    """VGG16's layout with any widths. ``last`` is the deepest tap built: a style-only encoder
+    (the distilled fast style network) stops at relu4_1 and holds no conv4_2/conv4_3."""
+
+    def __init__(self, widths: tuple[int, int, int, int] = (64, 128, 256, 512), last: str = "relu4_3") -> None:
         super().__init__()
+        if last not in TAPS:
+            raise ValueError(f"unknown encoder tap {last!r}; choose from {sorted(TAPS)}")
         layers: list[nn.Module] = []
         in_ch = 3
         for block, (n_convs, width) in enumerate(zip(_BLOCK_CONVS, widths)):
@@ -29,8 +34,9 @@ class VGGEncoder(nn.Module):
             for _ in range(n_convs):
                 layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU(inplace=True)]
                 in_ch = width
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers[: TAPS[last] + 1])
         self.widths = widths
+        self.last = last
 
     def channels(self, tap: str) -> int:
         block = {"relu1_2": 0, "relu2_2": 1, "relu3_3": 2, "relu4_1": 3, "relu4_3": 3}[tap]
@@ -38,8 +44,8 @@ class VGGEncoder(nn.Module):
 
     def forward(self, rgb: torch.Tensor, until: str = "relu4_3") -> dict[str, torch.Tensor]:
         """Features at every tap up to ``until``. H and W must be multiples of 8."""
-        if until not in TAPS:
-            raise ValueError(f"unknown encoder tap {until!r}; choose from {sorted(TAPS)}")
+        if until not in TAPS or TAPS[until] > TAPS[self.last]:
+            raise ValueError(f"unknown encoder tap {until!r}; this encoder has {sorted(t for t in TAPS if TAPS[t] <= TAPS[self.last])}")
         last = TAPS[until]
         taps = {index: name for name, index in TAPS.items() if index <= last}
         out: dict[str, torch.Tensor] = {}

