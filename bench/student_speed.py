@@ -3,7 +3,8 @@
 Builds the shipped architecture and a narrower one (``--encoder-widths``, ``--decoder-widths``) with
 random weights and times Style Transfer end to end (``DualGANRunner.stylize``, render size 0) at
 ``--size``, beside the peer's multistyle26 network, in one process on one machine. It measures speed
-only: no student has been trained, so nothing here says how good its pictures would be.
+only, of shapes before anyone trains them; ``python -m train distill`` trains one, and ``python -m
+bench --weights FILE --jobs stylize_fast`` times the trained result.
 """
 
 from __future__ import annotations

@@ -118,3 +118,15 @@ def test_distill_refuses_changed_settings_and_bad_widths(setup, tmp_path, capsys
     assert train_main(bad) == 2
     err = capsys.readouterr().err
     assert "last width must be 8" in err and "Traceback" not in err
+
+
+def test_distill_init_starts_from_another_checkpoint(setup, tmp_path):
+    root, teacher = setup
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert train_main(_args(root, teacher, first, 3)) == 0
+    init = first / "checkpoint.safetensors"
+    # lr 0: the second run's weights stay exactly where --init put them
+    assert train_main(_args(root, teacher, second, 2, "--init", str(init), "--lr", "0")) == 0
+    a, b = load_file(init), load_file(second / "checkpoint.safetensors")
+    weights = [k for k in a if k.startswith("mod.fast_style.")]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
