@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 from gan_core.config import DualGANConfig, tiny_config
@@ -24,21 +23,11 @@ FAST = ("--encoder-widths", "2,4,4,8", "--decoder-widths", "4,4,4,2")  # tiny_co
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("distill")
-    rng = np.random.default_rng(1)
-    for folder in ("photos", "styles"):
-        (root / folder).mkdir()
-    for i in range(6):
-        y, x = np.mgrid[0:80, 0:96]
-        photo = np.stack([0.5 + 0.4 * np.sin(x / (4 + i)), 0.5 + 0.4 * np.cos(y / 5.0), np.full(x.shape, 0.3 + 0.1 * i)], -1)
-        Image.fromarray((photo.clip(0, 1) * 255).astype(np.uint8)).save(root / "photos" / f"p{i}.png")
-        paint = rng.random((60, 60, 3)) * np.array([1.0, 0.5, 0.2])
-        Image.fromarray((paint * 255).astype(np.uint8)).save(root / "styles" / f"s{i}.png")
+def setup(image_dirs):
     torch.manual_seed(0)
-    teacher = root / "teacher.safetensors"
+    teacher = image_dirs / "teacher.safetensors"
     save_weights(teacher, DualGAN(tiny_config()).eval(), dtype=torch.float32)
-    return root, teacher
+    return image_dirs, teacher
 
 
 def _args(root: Path, teacher: Path, run: Path, steps: int, *extra: str) -> list[str]:
