@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gan_core.config import DualGANConfig, tiny_config
+from gan_core.config import DualGANConfig
 from gan_core.encoder import VGGEncoder
 from gan_core.inference import DualGANRunner, StyleSpec
-from gan_core.model import DualGAN
+from gan_core.testing import tiny_model
 from gan_core.weights import load_weights, save_weights
 from train.cli import main as train_main
 
@@ -26,7 +26,7 @@ FAST = ("--encoder-widths", "2,4,4,8", "--decoder-widths", "4,4,4,2")  # tiny_co
 def setup(image_dirs):
     torch.manual_seed(0)
     teacher = image_dirs / "teacher.safetensors"
-    save_weights(teacher, DualGAN(tiny_config()).eval(), dtype=torch.float32)
+    save_weights(teacher, tiny_model(), dtype=torch.float32)  # He-initialised: features of a sane size
     return image_dirs, teacher
 
 
@@ -119,3 +119,16 @@ def test_distill_init_starts_from_another_checkpoint(setup, tmp_path):
     a, b = load_file(init), load_file(second / "checkpoint.safetensors")
     weights = [k for k in a if k.startswith("mod.fast_style.")]
     assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+
+
+def test_distill_with_the_trainers_style_and_content_losses(setup, tmp_path):
+    root, teacher = setup
+    run = tmp_path / "run"
+    assert train_main(_args(root, teacher, run, 3, "--lambda-style", "3", "--lambda-content", "1")) == 0
+    with (run / "losses.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and all(np.isfinite(float(r["style"])) and float(r["content"]) > 0 for r in rows)
+    plain = tmp_path / "plain"
+    assert train_main(_args(root, teacher, plain, 1)) == 0
+    with (plain / "losses.csv").open() as fh:
+        assert next(csv.DictReader(fh))["style"] == ""  # off by default

@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -36,13 +37,15 @@ from gan_core.model import DualGAN
 from gan_core.style_codes import StyleCode, feature_stats, stylize_features
 from gan_core.weights import inspect_weights, load_weights, save_weights
 
-from .base import check_run_dir
+from . import losses
+from .base import STYLE_LAYERS, check_run_dir
 from .checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from .data import CropDataset, make_loader, sample_seed
 from .settings import add_settings_arguments, settings_from_args
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.safetensors"
+LOGGED = ("features", "stats", "image", "style", "content")
 
 
 @dataclasses.dataclass
@@ -62,6 +65,8 @@ class DistillSettings:
     lambda_features: float = 1.0
     lambda_stats: float = 1.0
     lambda_image: float = 10.0
+    lambda_style: float = 0.0  # the trainer's style loss on the student's picture (0: off)
+    lambda_content: float = 0.0  # the trainer's content loss on it, to the teacher's AdaIN target
     full_strength_prob: float = 0.7  # share of steps at strength 1; the rest draw it uniformly
     init: str = ""  # start the fast network from another distillation checkpoint
     seed: int = 0
@@ -127,18 +132,31 @@ def image_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(pred, target) + F.l1_loss(py, ty) + F.l1_loss(px, tx)
 
 
+class TeacherOutputs(NamedTuple):
+    content: torch.Tensor  # relu4_1 of the grey content, times style_input_scale (the fast encoder's units)
+    paint: torch.Tensor  # relu4_1 of the paintings, likewise
+    image: torch.Tensor  # the teacher's stylised content
+    paint_taps: dict[str, torch.Tensor]  # the paintings' VGG16 taps relu1_2 .. relu4_1 (for the style loss)
+    target: torch.Tensor  # the AdaIN target in VGG16 units (for the content loss)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on the CPU: the VGG16 passes are most of a step (the loss network keeps its
+    gradients through it)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu")
+
+
 @torch.no_grad()
-def teacher_pass(teacher: DualGAN, grey: torch.Tensor, paint: torch.Tensor, strength: float):
-    """The teacher's relu4_1 for content and paintings (times ``style_input_scale``, the fast
-    encoder's units), and its stylised content. bf16 autocast on the CPU: the teacher is a large
-    part of a step and only its outputs are used."""
+def teacher_pass(teacher: DualGAN, grey: torch.Tensor, paint: torch.Tensor, strength: float) -> TeacherOutputs:
+    """Everything the student learns from, from one teacher pass over the batch."""
     scale = teacher.config.style_input_scale
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=grey.device.type == "cpu"):
+    with autocast(grey.device):
         f_content = teacher.encoder(grey, until="relu4_1")["relu4_1"].float()
-        f_paint = teacher.encoder(paint, until="relu4_1")["relu4_1"].float()
+        paint_taps = {k: v.float() for k, v in teacher.encoder(paint, until="relu4_1").items()}
+        f_paint = paint_taps["relu4_1"]
         target = stylize_features(f_content, feature_stats(f_content), feature_stats(f_paint), strength)
         image = teacher.style_decoder(target).float()
-    return f_content * scale, f_paint * scale, image
+    return TeacherOutputs(f_content * scale, f_paint * scale, image, paint_taps, target)
 
 
 def distill(settings: DistillSettings, resume: bool = False) -> Path:
@@ -184,7 +202,7 @@ def distill(settings: DistillSettings, resume: bool = False) -> Path:
     log_file = log_path.open("w" if new_log else "a", newline="")
     log = csv.writer(log_file)
     if new_log:
-        log.writerow(["step", "seconds", "features", "stats", "image", "lr"])
+        log.writerow(["step", "seconds", *LOGGED, "lr"])
     (run_dir / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2))
     bar = tqdm(total=settings.steps, initial=start, desc="distill", dynamic_ncols=True)
     t0 = time.time()
@@ -196,7 +214,7 @@ def distill(settings: DistillSettings, resume: bool = False) -> Path:
             group["lr"] = learning_rate(settings, step)
         grey = grey_rgb_from_lightness(luminance(rgb)).contiguous(memory_format=torch.channels_last)
         paint = paint.contiguous(memory_format=torch.channels_last)
-        t_content, t_paint, t_image = teacher_pass(teacher, grey, paint, strength)
+        t = teacher_pass(teacher, grey, paint, strength)
         s_content = fast.encoder(grey, until="relu4_1")["relu4_1"]
         s_paint = fast.encoder(paint, until="relu4_1")["relu4_1"]
         s_code, s_paint_code = feature_stats(s_content), feature_stats(s_paint)
@@ -204,10 +222,17 @@ def distill(settings: DistillSettings, resume: bool = False) -> Path:
         # needs (a run whose decoder only read detached features gave sepia, blotchy pictures at step 500).
         s_image = fast.decoder(stylize_features(s_content, s_code, s_paint_code, strength))
         parts = {
-            "features": relative_error(s_content, t_content) + relative_error(s_paint, t_paint),
-            "stats": stats_error(s_code, feature_stats(t_content)) + stats_error(s_paint_code, feature_stats(t_paint)),
-            "image": image_error(s_image, t_image),
+            "features": relative_error(s_content, t.content) + relative_error(s_paint, t.paint),
+            "stats": stats_error(s_code, feature_stats(t.content)) + stats_error(s_paint_code, feature_stats(t.paint)),
+            "image": image_error(s_image, t.image),
         }
+        if settings.lambda_style or settings.lambda_content:
+            # The trainer's own losses on the student's picture, through the teacher's encoder as the
+            # loss network: what the teacher's decoder was trained with, and what `train eval` scores.
+            with autocast(grey.device):
+                out_feats = teacher.encoder(s_image, until="relu4_1")
+            parts["style"] = losses.style_loss(out_feats, t.paint_taps, STYLE_LAYERS)
+            parts["content"] = losses.content_loss(out_feats, {"relu4_1": t.target}, ["relu4_1"])
         loss = sum(getattr(settings, f"lambda_{k}") * v for k, v in parts.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -217,7 +242,7 @@ def distill(settings: DistillSettings, resume: bool = False) -> Path:
         if done % settings.log_every == 0 or done == settings.steps:
             values = {k: float(v.detach()) for k, v in parts.items()}
             bar.set_postfix(features=f"{values['features']:.3f}", image=f"{values['image']:.3f}")
-            log.writerow([done, round(time.time() - t0, 1)] + [f"{values[k]:.5f}" for k in ("features", "stats", "image")]
+            log.writerow([done, round(time.time() - t0, 1)] + [f"{values[k]:.5f}" if k in values else "" for k in LOGGED]
                          + [f"{learning_rate(settings, step):.6f}"])
             log_file.flush()
         if done % settings.checkpoint_every == 0 or done == stop:
