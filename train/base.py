@@ -33,7 +33,7 @@ from gan_core.style_codes import StyleCode, adain, feature_stats
 from gan_core.weights import save_weights
 
 from . import losses
-from .checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from .checkpoint import CHECKPOINT, check_resume_settings, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .data import CropDataset, make_loader, sample_seed
 from .discriminator import PatchDiscriminator, lab_for_discriminator
 from .samples import save_sample_grid
@@ -43,7 +43,6 @@ from .vgg_weights import load_vgg_into
 logger = logging.getLogger(__name__)
 
 STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_1"]
-CHECKPOINT = "checkpoint.safetensors"
 
 
 class GeneratorStep(nn.Module):
@@ -134,10 +133,7 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     run_dir = Path(settings.run_dir)
     if rank == 0:
         check_run_dir(run_dir)
-        # A run killed while writing a checkpoint leaves its temporary file; the checkpoint itself
-        # is always the last complete one (write, fsync, rename), so the leftovers just go.
-        for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        remove_stale_temporaries(run_dir)
     torch.manual_seed(settings.seed)
     model = build_model(settings)
     if settings.vgg:
@@ -172,11 +168,7 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     start = 0
     ckpt = run_dir / CHECKPOINT
     if resume and ckpt.exists():
-        meta = read_checkpoint_meta(ckpt)
-        saved = meta.get("settings", {})
-        changed = sorted(k for k, v in saved.items() if k not in ("steps", "export", "workers") and dataclasses.asdict(settings).get(k) != v)
-        if changed:
-            raise ValueError(f"{ckpt}: the run was started with other settings ({', '.join(changed)}); resume with the same ones")
+        check_resume_settings(ckpt, dataclasses.asdict(settings), may_change=("steps", "export", "workers"))
         meta = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)
         start = int(meta["step"])
         logger.info("resumed from %s at step %d", ckpt, start)

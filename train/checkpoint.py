@@ -17,6 +17,23 @@ from safetensors import safe_open
 from gan_core.weights import atomic_save_safetensors, read_header
 
 CHECKPOINT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "I64", "I32", "U8", "BOOL"})
+CHECKPOINT = "checkpoint.safetensors"  # the one checkpoint of a run folder, overwritten in place
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """A run killed while writing a checkpoint leaves its temporary file; the checkpoint itself is
+    always the last complete one (write, fsync, rename), so the leftovers just go."""
+    for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def check_resume_settings(path: str | Path, settings: dict, may_change: tuple[str, ...]) -> None:
+    """Refuse to resume the checkpoint at ``path`` with settings other than those it was started
+    with, except the fields in ``may_change``."""
+    saved = read_checkpoint_meta(path).get("settings", {})
+    changed = sorted(k for k, v in saved.items() if k not in may_change and settings.get(k) != v)
+    if changed:
+        raise ValueError(f"{path}: the run was started with other settings ({', '.join(changed)}); resume with the same ones")
 
 
 def _optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:

@@ -21,13 +21,15 @@ from einops import rearrange
 from gan_core.chroma import AbGrid
 
 
+def relative_mse(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """|p - t|^2 / |t|^2 (per element means), in float32."""
+    t = target.float()
+    return F.mse_loss(pred.float(), t) / (t.pow(2).mean() + eps)
+
+
 def content_loss(feats: dict[str, torch.Tensor], target: dict[str, torch.Tensor], layers: list[str], eps: float = 1e-8) -> torch.Tensor:
     """Mean over layers of |f - t|^2 / |t|^2 (per element means)."""
-    total = 0.0
-    for k in layers:
-        t = target[k].float()
-        total = total + F.mse_loss(feats[k].float(), t) / (t.pow(2).mean() + eps)
-    return total / len(layers)
+    return sum(relative_mse(feats[k], target[k], eps) for k in layers) / len(layers)
 
 
 def mean_covariance(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
