@@ -25,16 +25,15 @@ from .encoder import STRIDE
 from .guided import fit_linear_model
 from .model import DualGAN
 from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
+from .geometry import MIN_NETWORK_SIZE, check_image, is_grey, pad_for_network, render_shape, resize, to_host  # noqa: F401
 from .style_decoder import StyleAdapter
+from .style_path import (PRESERVE_COLOR, STYLE_NETWORKS, STYLE_SIZE, StyleSpec, fast_style_network,  # noqa: F401
+                         style_code_from_image, style_from_name, style_spec)
 from .tiling import count_tiles, run_with_tile_fallback, tiled_map
 
 logger = logging.getLogger(__name__)
 
 PALETTE_SIZE = 128  # short side a palette reference is reduced to before its histogram
-STYLE_SIZE = 512  # short side a style reference is reduced to before its statistics
-MIN_NETWORK_SIZE = 16  # the style decoder's reflection padding needs 2 x 2 features at 1/8
-PRESERVE_COLOR = ("none", "original", "colorized")
-STYLE_NETWORKS = ("full", "fast")  # the VGG16 style path, or the distilled one (``python -m train distill``)
 # Pixels handled at once: network pixels per batch chunk, and full-resolution pixels per strip. On
 # the CPU small pieces stay in the cache and win (python -m bench, 2 cores, bf16: eight 512² images
 # colourise in 7.4 s in chunks of one image, 12.2 s in one chunk of eight); a GPU wants big batches.
@@ -44,17 +43,6 @@ GPU_PIXEL_BUDGET = 4_000_000
 
 def default_pixel_budget(device: torch.device) -> int:
     return CPU_PIXEL_BUDGET if device.type == "cpu" else GPU_PIXEL_BUDGET
-
-
-@dataclass
-class StyleSpec:
-    """Which style and how strongly: statistics to match, an optional trained adapter, and which
-    network (``fast``: the distilled light one, whose codes come from its own encoder)."""
-
-    code: StyleCode
-    adapter: StyleAdapter | None = None
-    strength: float = 1.0
-    fast: bool = False
 
 
 def mix(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -69,69 +57,6 @@ def compose(
     out_l = mix(lab_style[:, :1], lightness, lambda_content)
     out_ab = mix(lab_style[:, 1:], ab_color, lambda_color)
     return lightness_ab_to_rgb(out_l, out_ab)
-
-
-def check_image(image: torch.Tensor, what: str = "image") -> torch.Tensor:
-    """Validate a B x C x H x W image and return it as float32 RGB in 0..1 (NaN -> 0, Inf clipped).
-    A clean float32 image comes back as a view of the input, not a copy."""
-    if not isinstance(image, torch.Tensor) or image.ndim != 4:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"{what} must be a batch of images (B x C x H x W), got {shape}")
-    b, c, h, w = image.shape
-    if b == 0:
-        raise ValueError(f"{what} is an empty batch (0 images)")
-    if h == 0 or w == 0:
-        raise ValueError(f"{what} has zero size ({h} x {w})")
-    if c not in (1, 3, 4):
-        raise ValueError(f"{what} has {c} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
-    image = image.float()
-    if c == 1:
-        image = image.expand(-1, 3, -1, -1)
-    elif c == 4:
-        image = image[:, :3]  # alpha is not coloured; callers that keep it re-attach it
-    # One read decides: clean images (the usual case) pass through without two full-size copies
-    # (120 ms of a 12 MP Colorize on 2 cores). NaN makes both extremes NaN, so it takes the cleaning path.
-    low, high = torch.aminmax(image)
-    if low >= 0.0 and high <= 1.0:
-        return image
-    return torch.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
-
-
-def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
-    """The size the networks see: short side ``render_size`` (never upscaled); 0 = full size."""
-    short = min(height, width)
-    if render_size <= 0 or short <= render_size:
-        return height, width
-    scale = render_size / short
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
-def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
-
-
-def to_host(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``x`` on ``device``; from a GPU to the CPU through pinned memory, since a copy into ordinary
-    (pageable) memory ran at under 2 GB/s on an H200 (``bench --profile``: 106 of 271 ms of a 12 MP
-    Colorize). The copy is synchronous, so the buffer is complete when it returns."""
-    if x.device.type != "cuda" or device.type != "cpu":
-        return x.to(device)
-    host = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)  # torch caches pinned blocks
-    host.copy_(x)
-    return host
-
-
-def pad_for_network(x: torch.Tensor) -> torch.Tensor:
-    """Replicate-pad bottom/right to a multiple of the encoder stride (and at least 16 px)."""
-    h, w = x.shape[-2:]
-    hp = max(MIN_NETWORK_SIZE, math.ceil(h / STRIDE) * STRIDE)
-    wp = max(MIN_NETWORK_SIZE, math.ceil(w / STRIDE) * STRIDE)
-    if (hp, wp) == (h, w):
-        return x
-    return F.pad(x, (0, wp - w, 0, hp - h), mode="replicate")
 
 
 def light_r_padded(lightness: torch.Tensor) -> torch.Tensor:
@@ -185,16 +110,6 @@ def upsample_rows(src: torch.Tensor, start: int, stop: int, scale: float) -> tor
     weights.index_put_((rows, i0 - first), 1 - w1, accumulate=True)  # at the last row both taps coincide
     weights.index_put_((rows, i1 - first), w1, accumulate=True)
     return torch.matmul(weights, src[:, :, first : last + 1])
-
-
-def is_grey(rgb: torch.Tensor) -> bool:
-    """True when the three channels of a B x 3 x H x W image are equal (a black-and-white scan
-    stored as RGB; a 1-channel input that ``check_image`` expanded is known without reading it).
-    ``torch.equal`` stops at the first difference, so a colour image costs next to nothing (3 us per
-    260 k-pixel strip) and a grey one 0.33 ms, which saves two of the three transfer curves (1 thread)."""
-    if rgb.stride(1) == 0:
-        return True
-    return torch.equal(rgb[:, 0], rgb[:, 1]) and torch.equal(rgb[:, 1], rgb[:, 2])
 
 
 @dataclass
@@ -320,49 +235,23 @@ class DualGANRunner:
         ab = rgb_to_lab(rgb)[:, 1:]
         return self.model.grid.histogram(ab)
 
-    @torch.no_grad()
     def style_from_image(self, reference: torch.Tensor, *, fast: bool = False) -> StyleCode:
         """AdaIN statistics (N x C) of each style reference, taken from its full-colour relu4_1
         (of the fast network's encoder when ``fast``)."""
         encoder = self.fast_style().encoder if fast else self.model.encoder
-        rgb = check_image(reference, "style image").to(self.device)
-        rgb = resize(rgb, render_shape(*rgb.shape[-2:], STYLE_SIZE))
-        h, w = rgb.shape[-2:]
-        feats = encoder(pad_for_network(rgb).to(self.dtype), until="relu4_1")["relu4_1"]
-        return feature_stats(feats[:, :, : math.ceil(h / STRIDE), : math.ceil(w / STRIDE)].float())
+        return style_code_from_image(encoder, reference, dtype=self.dtype)
 
     def fast_style(self):
         """The model's distilled style network; a clear error when its file has none."""
-        if self.model.fast_style is None:
-            raise ValueError("this model has no fast style network (make one with `python -m train distill`); "
-                             "use the full network")
-        return self.model.fast_style
+        return fast_style_network(self.model)
 
     def style_spec(self, *, name: str = "", image: torch.Tensor | None = None, strength: float = 1.0,
                    network: str = "full") -> StyleSpec:
         """The style to apply: a trained style ``name`` (it wins) or a reference ``image``, on ``network``."""
-        if network not in STYLE_NETWORKS:
-            raise ValueError(f"network must be one of {STYLE_NETWORKS}, got {network!r}")
-        fast = network == "fast"
-        name = (name or "").strip()
-        if name:
-            if fast:
-                raise ValueError(f"trained styles such as {name!r} run on the full network; choose network 'full' "
-                                 "or give a style image")
-            code, adapter = self.style_from_name(name)
-            return StyleSpec(code, adapter, strength)
-        if image is None:
-            available = ", ".join(self.model.style_names) or "none in this model"
-            raise ValueError(f"no style given: give a style image or a trained style name (trained styles: {available})")
-        return StyleSpec(self.style_from_image(image, fast=fast), None, strength, fast=fast)
+        return style_spec(self.model, name=name, image=image, strength=strength, network=network)
 
     def style_from_name(self, name: str) -> tuple[StyleCode, StyleAdapter]:
-        if name not in self.model.styles:
-            available = ", ".join(self.model.style_names) or "none in this model"
-            raise ValueError(f"unknown style {name!r}; trained styles available: {available}")
-        adapter = self.model.styles[name]
-        code = StyleCode(adapter.mean.detach().float()[None], adapter.std.detach().float().abs()[None] + 1e-5)
-        return code, adapter
+        return style_from_name(self.model, name)
 
     # ---- the network pass ----------------------------------------------------------------
     def _encode(self, x: torch.Tensor, until: str, fast: bool = False) -> dict[str, torch.Tensor]:
