@@ -12,6 +12,8 @@ both the palette that conditions the colour decoder and the differentiable colou
 
 from __future__ import annotations
 
+import math
+
 import torch
 from einops import rearrange
 
@@ -63,14 +65,27 @@ class AbGrid:
         hist = soft.sum(dim=(2, 3))
         return hist / hist.sum(dim=1, keepdim=True).clamp_min(1e-8)
 
-    def annealed_mean(self, logits: torch.Tensor, temperature: float = 0.38) -> torch.Tensor:
-        """Decode B x Q x H x W bin logits to a B x 2 x H x W ab map (Zhang et al.'s annealed mean)."""
+    def annealed_mean(self, logits: torch.Tensor, temperature: float = 0.38, confidence: float = 0.0) -> torch.Tensor:
+        """Decode B x Q x H x W bin logits to a B x 2 x H x W ab map (Zhang et al.'s annealed mean).
+
+        ``confidence`` > 0 shrinks the chroma where the distribution is uncertain: by the factor
+        1 - confidence * H / log(Q), with H the entropy of the untempered distribution, so a pixel whose
+        bins spread over many colours is muted rather than given one confident guess."""
         centres = self.centres.to(device=logits.device)
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
-            return self._annealed_mean_bins_last(logits, temperature, centres)
-        probs = torch.softmax(logits.float() / temperature, dim=1)
-        ab = torch.einsum("bqhw,qc->bchw", probs, centres)
-        return ab.to(logits.dtype)
+            ab = self._annealed_mean_bins_last(logits, temperature, centres)
+        else:
+            probs = torch.softmax(logits.float() / temperature, dim=1)
+            ab = torch.einsum("bqhw,qc->bchw", probs, centres).to(logits.dtype)
+        if confidence > 0:
+            ab = ab * (1.0 - confidence * self.normalised_entropy(logits)).to(ab.dtype)
+        return ab
+
+    def normalised_entropy(self, logits: torch.Tensor) -> torch.Tensor:
+        """Entropy of softmax(logits) over the bins, divided by log(Q): B x 1 x H x W in 0..1."""
+        log_p = torch.log_softmax(logits.float(), dim=1)
+        entropy = -(log_p.exp() * log_p).sum(dim=1, keepdim=True)
+        return (entropy / math.log(self.num_bins)).clamp(0.0, 1.0)
 
     def _annealed_mean_bins_last(self, logits: torch.Tensor, temperature: float, centres: torch.Tensor) -> torch.Tensor:
         """The annealed mean when the bins are innermost in memory (channels_last, the CPU layout).

@@ -5,6 +5,12 @@ resolution; the annealed mean turns it into chroma. An optional palette (the sof
 reference image) modulates the bottleneck by FiLM, so colours follow the reference when one is given
 and the network colours on its own when not. BatchNorm (fixed statistics at inference) rather than a
 per-image norm keeps tiled inference seamless.
+
+A guided decoder also reads the guidance map of ``gan_core.guidance`` (hint and reference ab with their
+confidences). It enters in two ways, both zero at initialisation so a warm start from an unguided model
+begins with that model's output: small convolutions add it to the features at 1/8, 1/4 and 1/2 scale
+(context: what to do with a hint), and a learned, confidence-weighted gate adds the guidance colour's
+bin logits to the head (precision: a hint can be reproduced exactly without passing through the bins).
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .chroma import AbGrid
+from .guidance import AB_SCALE, GUIDE_CHANNELS
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -41,9 +50,34 @@ class PaletteFiLM(nn.Module):
         return x * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
 
 
+class GuidanceInjection(nn.Module):
+    """Guidance (B x 6 x h x w) to a feature offset; the last layer starts at zero (no effect)."""
+
+    def __init__(self, channels: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(GUIDE_CHANNELS, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        return x + self.net(guide.to(x.dtype))
+
+
+def pool_guidance(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Guidance at a coarser size: ab averaged with the confidences as weights, confidences averaged."""
+    if tuple(guide.shape[-2:]) == tuple(size):
+        return guide
+    parts = []
+    for ab, conf in ((guide[:, 0:2], guide[:, 2:3]), (guide[:, 3:5], guide[:, 5:6])):
+        pooled_conf = F.adaptive_avg_pool2d(conf, size)
+        parts += [F.adaptive_avg_pool2d(ab * conf, size) / pooled_conf.clamp_min(1e-6), pooled_conf]
+    return torch.cat(parts, dim=1)
+
+
 class ColorDecoder(nn.Module):
-    def __init__(self, skip_channels: tuple[int, int, int], widths: tuple[int, int, int], num_bins: int, palette_embed: int) -> None:
-        """``skip_channels``: channels of relu2_2, relu3_3 and relu4_3."""
+    def __init__(self, skip_channels: tuple[int, int, int], widths: tuple[int, int, int], num_bins: int, palette_embed: int,
+                 *, grid: AbGrid | None = None, guided: bool = False) -> None:
+        """``skip_channels``: channels of relu2_2, relu3_3 and relu4_3; ``guided`` adds the guidance inputs (needs ``grid``)."""
         super().__init__()
         c2, c3, c4 = skip_channels
         w8, w4, w2 = widths
@@ -52,12 +86,47 @@ class ColorDecoder(nn.Module):
         self.up4 = nn.Sequential(_conv_bn_relu(w8 + c3, w4), _conv_bn_relu(w4, w4))
         self.up2 = nn.Sequential(_conv_bn_relu(w4 + c2, w2), _conv_bn_relu(w2, w2))
         self.head = nn.Conv2d(w2, num_bins, 1)
+        self.guided = guided
+        if guided:
+            if grid is None:
+                raise ValueError("a guided colour decoder needs the ab grid")
+            self.guide8, self.guide4, self.guide2 = GuidanceInjection(w8), GuidanceInjection(w4), GuidanceInjection(w2)
+            # Per-pixel trust in the hint and the reference colour (two gates), from the decoder's features.
+            self.guide_gate = nn.Conv2d(w2 + GUIDE_CHANNELS, 2, 1)
+            nn.init.zeros_(self.guide_gate.weight)
+            nn.init.zeros_(self.guide_gate.bias)
+            self.register_buffer("bin_centres", grid.centres.clone(), persistent=False)
 
-    def forward(self, feats: dict[str, torch.Tensor], palette: torch.Tensor | None = None) -> torch.Tensor:
-        """Bin logits, B x Q x H/2 x W/2."""
+    def forward(self, feats: dict[str, torch.Tensor], palette: torch.Tensor | None = None,
+                guide: torch.Tensor | None = None) -> torch.Tensor:
+        """Bin logits, B x Q x H/2 x W/2 (float32 when guided). ``guide``: B x 6 x H/2 x W/2 or None (no guidance)."""
+        if guide is not None and not self.guided:
+            raise ValueError("this colour decoder takes no guidance")
         x = self.palette(self.bottleneck(feats["relu4_3"]), palette)
+        if self.guided:
+            if guide is None:
+                guide = x.new_zeros(x.shape[0], GUIDE_CHANNELS, *feats["relu2_2"].shape[-2:], dtype=torch.float32)
+            guide = guide.float()
+            x = self.guide8(x, pool_guidance(guide, x.shape[-2:]))
         x = F.interpolate(x, size=feats["relu3_3"].shape[-2:], mode="bilinear", align_corners=False)
         x = self.up4(torch.cat([x, feats["relu3_3"]], dim=1))
+        if self.guided:
+            x = self.guide4(x, pool_guidance(guide, x.shape[-2:]))
         x = F.interpolate(x, size=feats["relu2_2"].shape[-2:], mode="bilinear", align_corners=False)
         x = self.up2(torch.cat([x, feats["relu2_2"]], dim=1))
-        return self.head(x)
+        if not self.guided:
+            return self.head(x)
+        x = self.guide2(x, guide)
+        return self.head(x).float() + self._guidance_logits(x, guide)
+
+    def _guidance_logits(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """Bin logits of the hint and reference colours (a Gaussian of 10 ab units around each), each weighted by
+        its confidence times a learned gate. Linear in ab: -|ab - c|^2 / 2s^2 = (2 ab.c - |c|^2) / 2s^2 + const."""
+        gates = self.guide_gate(torch.cat([x, guide.to(x.dtype)], dim=1)).float()
+        centres = self.bin_centres.to(device=guide.device, dtype=torch.float32)
+        out = 0.0
+        for k, (ab, conf) in enumerate(((guide[:, 0:2], guide[:, 2:3]), (guide[:, 3:5], guide[:, 5:6]))):
+            dot = torch.einsum("bchw,qc->bqhw", ab * AB_SCALE, centres)
+            bins = (2.0 * dot - (centres * centres).sum(1)[None, :, None, None]) / (2.0 * 10.0**2)
+            out = out + conf * gates[:, k : k + 1] * bins
+        return out

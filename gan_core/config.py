@@ -30,6 +30,11 @@ class DualGANConfig:
     # relu4_1 and a narrow style decoder, distilled from the two above. Empty: the file has none.
     fast_encoder_widths: tuple[int, ...] = ()
     fast_decoder_widths: tuple[int, ...] = ()
+    # Guided colour (``gan_core.guidance``): the colour decoder also reads a hint / reference guidance map.
+    guided: bool = False
+    # Confidence-aware decoding: chroma shrinks by up to this share where the predicted distribution is
+    # spread out (normalised entropy), so uncertain regions stay muted instead of turning into blotches.
+    chroma_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("vgg_widths", "color_widths", "style_widths", "fast_encoder_widths", "fast_decoder_widths"):
@@ -40,6 +45,10 @@ class DualGANConfig:
             raise ValueError("config widths have the wrong length (vgg 4, color 3, style 4)")
         if (len(self.fast_encoder_widths), len(self.fast_decoder_widths)) not in ((0, 0), (4, 4)):
             raise ValueError("fast_encoder_widths and fast_decoder_widths must both be empty or both hold 4 widths")
+        if not isinstance(self.guided, bool):
+            raise ValueError(f"config field guided must be true or false, got {self.guided!r}")
+        if not 0.0 <= self.chroma_confidence <= 1.0:
+            raise ValueError(f"chroma_confidence must be in [0, 1], got {self.chroma_confidence}")
         if not 0.0 < self.annealed_temperature <= 1.0:
             raise ValueError(f"annealed_temperature must be in (0, 1], got {self.annealed_temperature}")
 
@@ -49,8 +58,13 @@ class DualGANConfig:
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)
-        if not self.has_fast_style:  # files without the fast network stay readable by older versions
+        # Fields at their 'absent' value are left out, so such files stay readable by older versions.
+        if not self.has_fast_style:
             del fields["fast_encoder_widths"], fields["fast_decoder_widths"]
+        if not self.guided:
+            del fields["guided"]
+        if not self.chroma_confidence:
+            del fields["chroma_confidence"]
         return json.dumps(fields, sort_keys=True)
 
     @classmethod

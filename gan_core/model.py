@@ -51,6 +51,8 @@ class DualGAN(nn.Module):
             config.color_widths,
             self.grid.num_bins,
             config.palette_embed,
+            grid=self.grid,
+            guided=config.guided,
         )
         self.style_decoder = StyleDecoder(enc.channels("relu4_1"), config.style_widths, config.style_input_scale)
         self.fast_style = (
@@ -83,5 +85,9 @@ class DualGAN(nn.Module):
             module._apply(lambda t, target=target: t.to(target) if t.is_floating_point() else t, recurse=False)
         return self
 
+    @property
+    def guided(self) -> bool:
+        return self.config.guided
+
     def ab_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.grid.annealed_mean(logits, self.config.annealed_temperature)
+        return self.grid.annealed_mean(logits, self.config.annealed_temperature, confidence=self.config.chroma_confidence)

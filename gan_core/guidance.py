@@ -1,0 +1,261 @@
+"""Guided colour: user hints and colour reference photos, turned into the colour decoder's guidance map.
+
+Two sources, one map. User hints (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with
+Learned Deep Priors") are sparse ab values with a mask; they are spread along the picture's structure
+by a joint-bilateral normalised convolution over position and lightness (a bilateral grid: splat,
+blur, slice), so a dot of blue in the sky reaches the sky and stops at the mountain's edge. Colour
+references (He et al. 2018, "Deep Exemplar-based Colorization") are matched in the shared encoder's
+features: every target position takes the softmax-weighted ab of the reference positions that look
+like it (cosine similarity of channel-normalised relu3_3 + relu4_1), with the best similarity as the
+confidence. Several references, and a video's previous output frame, are one memory.
+
+The decoder receives six channels at half the render size: hint a, b, confidence, reference a, b,
+confidence (ab divided by ``AB_SCALE``). It learns how far to trust each; no guidance is all zeros.
+This module holds no learnable state and never imports the decoder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .color import rgb_to_lab
+
+AB_SCALE = 110.0  # ab units per guidance unit
+GUIDE_CHANNELS = 6  # hint a, hint b, hint confidence, reference a, reference b, reference confidence
+HINT_THRESHOLD = 6.0  # Lab units a painted pixel must stand apart from the image's mean tint
+# Joint-bilateral spreading of hints: spatial sigmas as shares of the short side (fine to coarse;
+# one hint must reach its whole region, a hundred must stay local) and the lightness sigma (L in 0..1).
+# The coarsest spread colours every pixel it reaches at all; finer ones take over where hints are near.
+SPREAD_SIGMAS = (0.03, 0.1, 0.3, 1.0)
+SPREAD_RANGE_SIGMA = 0.08
+MATCH_TEMPERATURE = 0.01  # softmax temperature over cosine similarities
+MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity matrix)
+
+
+@dataclass
+class HintMap:
+    """Colour hints at an image's resolution: ``ab`` (B x 2 x H x W, Lab units) where ``mask`` (B x 1 x H x W) is 1."""
+
+    ab: torch.Tensor
+    mask: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.ab.ndim != 4 or self.ab.shape[1] != 2 or self.mask.ndim != 4 or self.mask.shape[1] != 1:
+            raise ValueError(f"hints must be B x 2 x H x W ab with a B x 1 x H x W mask, got {tuple(self.ab.shape)} "
+                             f"and {tuple(self.mask.shape)}")
+        if self.ab.shape[0] != self.mask.shape[0] or self.ab.shape[-2:] != self.mask.shape[-2:]:
+            raise ValueError(f"the hint colours {tuple(self.ab.shape)} and the hint mask {tuple(self.mask.shape)} differ in size")
+
+    @property
+    def batch(self) -> int:
+        return self.ab.shape[0]
+
+    def count(self) -> int:
+        return int((self.mask > 0).sum())
+
+    def select(self, start: int, stop: int) -> "HintMap":
+        """The hints of images start..stop (a single shared hint map serves every image)."""
+        if self.batch == 1:
+            return self
+        return HintMap(self.ab[start:stop], self.mask[start:stop])
+
+    def resized(self, size: tuple[int, int]) -> "HintMap":
+        """The hints at another size. Shrinking averages the hint colours that fall into a pixel and keeps a
+        pixel as a hint when any hint falls into it, so one-pixel dots survive a large reduction."""
+        if tuple(self.mask.shape[-2:]) == tuple(size):
+            return self
+        mask = self.mask.float()
+        if size[0] <= mask.shape[-2] and size[1] <= mask.shape[-1]:
+            weight = F.adaptive_avg_pool2d(mask, size)
+            ab = F.adaptive_avg_pool2d(self.ab.float() * mask, size) / weight.clamp_min(1e-12)
+            return HintMap(ab * (weight > 0), (weight > 0).float())
+        ab = F.interpolate(self.ab.float(), size=size, mode="nearest")
+        return HintMap(ab, F.interpolate(mask, size=size, mode="nearest"))
+
+
+def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: torch.Tensor | None = None,
+                     threshold: float = HINT_THRESHOLD) -> HintMap:
+    """Colour hints painted on a picture.
+
+    ``hints_rgb`` (B x 3 or 4 x H x W, 0..1) is scaled to ``image_rgb``'s size when it differs. With a
+    ``mask`` (B x 1 x H x W or B x H x W, any size), pixels where it exceeds 0.5 are hints; an RGBA
+    hints image's alpha acts as the mask; otherwise a pixel is a hint where its chroma lies more than
+    ``threshold`` Lab units from the image's own mean tint (so strokes painted over a grey or sepia scan
+    count, and JPEG noise does not)."""
+    if hints_rgb.ndim != 4 or hints_rgb.shape[1] not in (3, 4):
+        raise ValueError(f"the hints image must be B x 3 (RGB) or B x 4 (RGBA) x H x W, got {tuple(hints_rgb.shape)}")
+    if hints_rgb.shape[0] not in (1, image_rgb.shape[0]):
+        raise ValueError(f"the hints batch has {hints_rgb.shape[0]} images; give 1 or one per image ({image_rgb.shape[0]})")
+    size = tuple(image_rgb.shape[-2:])
+    hints_rgb = hints_rgb.float().clamp(0.0, 1.0)
+    if tuple(hints_rgb.shape[-2:]) != size:
+        hints_rgb = F.interpolate(hints_rgb, size=size, mode="bilinear", align_corners=False)
+    if mask is None and hints_rgb.shape[1] == 4:
+        mask = hints_rgb[:, 3:]
+    ab = rgb_to_lab(hints_rgb[:, :3])[:, 1:]
+    if mask is not None:
+        mask = mask.float()
+        if mask.ndim == 3:
+            mask = mask[:, None]
+        if mask.ndim != 4 or mask.shape[1] != 1:
+            raise ValueError(f"the hint mask must be B x H x W or B x 1 x H x W, got {tuple(mask.shape)}")
+        if mask.shape[0] not in (1, image_rgb.shape[0]):
+            raise ValueError(f"the hint mask batch has {mask.shape[0]} masks; give 1 or one per image ({image_rgb.shape[0]})")
+        if tuple(mask.shape[-2:]) != size:
+            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+        selected = mask > 0.5
+        if selected.shape[0] != ab.shape[0]:
+            ab = ab.expand(selected.shape[0], -1, -1, -1) if ab.shape[0] == 1 else ab
+            selected = selected.expand(ab.shape[0], -1, -1, -1)
+    else:
+        tint = rgb_to_lab(image_rgb.float())[:, 1:].mean(dim=(2, 3), keepdim=True)
+        selected = (ab - tint).norm(dim=1, keepdim=True) > threshold
+    selected = selected.float()
+    return HintMap(ab * selected, selected)
+
+
+# ---- spreading hints along the picture's structure ---------------------------------------------
+
+def _blur_grid(grid: torch.Tensor) -> torch.Tensor:
+    """A [1, 4, 6, 4, 1] / 16 blur along each of the grid's three axes (one grid cell = one sigma)."""
+    kernel = grid.new_tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    channels = grid.shape[1]
+    for axis in range(3):
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = 5
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[4 - 2 * axis : 6 - 2 * axis] = [2, 2]
+        weight = kernel.view(shape).expand(channels, 1, *shape[2:]).contiguous()
+        grid = F.conv3d(F.pad(grid, pad), weight, groups=channels)
+    return grid
+
+
+def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torch.Tensor, sigma_space: float,
+                     sigma_range: float = SPREAD_RANGE_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
+    """Joint-bilateral normalised convolution of ``values`` (B x C x h x w) known where ``weight`` (B x 1 x h x w) > 0,
+    guided by ``lightness`` (B x 1 x h x w, 0..1), on a bilateral grid of ``sigma_space`` pixels by ``sigma_range``.
+    Returns the spread values and the spread weight (the kernel mass of known grid cells near each pixel)."""
+    b, c, h, w = values.shape
+    cell = max(1.0, sigma_space)
+    gh, gw, gd = int(h / cell) + 3, int(w / cell) + 3, int(1.0 / sigma_range) + 3
+    ys = torch.arange(h, device=values.device, dtype=torch.float32)[:, None].expand(h, w) / cell + 1
+    xs = torch.arange(w, device=values.device, dtype=torch.float32)[None, :].expand(h, w) / cell + 1
+    zs = lightness.float().clamp(0.0, 1.0)[:, 0] / sigma_range + 1  # B x h x w
+    index = (zs.round().long() * gh + ys.round().long()) * gw + xs.round().long()  # B x h x w
+    data = torch.cat([values.float() * weight, weight.float()], dim=1).reshape(b, c + 1, h * w)
+    grid = values.new_zeros(b, c + 1, gd * gh * gw, dtype=torch.float32)
+    grid.scatter_add_(2, index.reshape(b, 1, h * w).expand(-1, c + 1, -1), data)
+    # Each occupied cell counts once, with its mean value, so the mass counts cells of known colour,
+    # not pixels: a nine-pixel hint patch weighs what a one-pixel dot does.
+    occupied = (grid[:, c:] > 0).float()
+    grid = torch.cat([grid[:, :c] / grid[:, c:].clamp_min(1e-12) * occupied, occupied], dim=1)
+    grid = _blur_grid(grid.view(b, c + 1, gd, gh, gw))
+    # Slice: trilinear reads at each pixel's (x, y, L); grid_sample wants (x, y, z) in -1..1.
+    coords = torch.stack([xs.expand(b, h, w) / (gw - 1), ys.expand(b, h, w) / (gh - 1), zs / (gd - 1)], dim=-1) * 2 - 1
+    sliced = F.grid_sample(grid, coords[:, None], mode="bilinear", align_corners=True)[:, :, 0]  # B x (C+1) x h x w
+    mass = sliced[:, c:]
+    return sliced[:, :c] / mass.clamp_min(1e-8), mass
+
+
+def spread_hints(hints: HintMap, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense hint colours and their confidence (B x 2 and B x 1, at ``lightness``'s size, 0..1 L), from coarse
+    to fine: each finer spread overrides the coarser ones where hints are near, so far-away regions still get
+    the nearest hints' colour and crowded regions keep their local ones. Hint pixels keep their exact colour."""
+    hints = hints.resized(tuple(lightness.shape[-2:]))
+    ab = hints.ab.float().expand(lightness.shape[0], -1, -1, -1)
+    mask = hints.mask.float().expand(lightness.shape[0], -1, -1, -1)
+    short = min(lightness.shape[-2:])
+    out_ab = torch.zeros_like(ab)
+    confidence = torch.zeros_like(mask)
+    for share in sorted(SPREAD_SIGMAS, reverse=True):
+        spread, mass = bilateral_spread(ab, mask, lightness, share * short)
+        # A lone hint's own cell keeps (6/16)^3 = 0.053 of its mass after the blur: near = 0.88 there.
+        near = 1.0 - torch.exp(-40.0 * mass)
+        reach = (mass > 1e-6).float() if share == max(SPREAD_SIGMAS) else near
+        out_ab = torch.lerp(out_ab, spread, reach)
+        confidence = confidence + near / len(SPREAD_SIGMAS)
+    out_ab = torch.where(mask > 0, ab, out_ab)
+    confidence = torch.where(mask > 0, torch.ones_like(confidence), confidence)
+    return out_ab, confidence
+
+
+# ---- matching colour references ------------------------------------------------------------------
+
+def match_features(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+    """B x C x h8 x w8 features for matching: relu3_3 pooled to 1/8 and relu4_1, each normalised per position."""
+    f3 = F.avg_pool2d(feats["relu3_3"].float(), 2)
+    f4 = feats["relu4_1"].float()
+    h, w = min(f3.shape[-2], f4.shape[-2]), min(f3.shape[-1], f4.shape[-1])
+    parts = [F.normalize(f[:, :, :h, :w] - f[:, :, :h, :w].mean(dim=1, keepdim=True), dim=1) for f in (f3, f4)]
+    return torch.cat(parts, dim=1) / math.sqrt(2.0)
+
+
+@dataclass
+class ReferenceMemory:
+    """Colour references as one memory: matching features (N x C) and their ab (N x 2), at 1/8 scale."""
+
+    keys: torch.Tensor
+    ab: torch.Tensor
+
+    @classmethod
+    def build(cls, feats: list[torch.Tensor], ab: list[torch.Tensor]) -> "ReferenceMemory":
+        """From per-reference matching features (1 x C x h x w, ``match_features``) and ab (1 x 2 x h' x w', any size)."""
+        keys, values = [], []
+        for f, a in zip(feats, ab):
+            a = F.adaptive_avg_pool2d(a.float(), f.shape[-2:])
+            keys.append(f.flatten(2)[0].t())
+            values.append(a.flatten(2)[0].t())
+        return cls(torch.cat(keys), torch.cat(values))
+
+    def extended(self, other: "ReferenceMemory | None") -> "ReferenceMemory":
+        if other is None:
+            return self
+        return ReferenceMemory(torch.cat([self.keys, other.keys]), torch.cat([self.ab, other.ab]))
+
+    def match(self, feats: torch.Tensor, temperature: float = MATCH_TEMPERATURE,
+              chunk: int = MATCH_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ab B x 2 x h x w, confidence B x 1 x h x w) for target matching features ``feats`` (B x C x h x w):
+        softmax over cosine similarities to every reference position, ``chunk`` target positions at a time."""
+        b, c, h, w = feats.shape
+        queries = feats.flatten(2).transpose(1, 2).reshape(b * h * w, c)
+        keys = self.keys.to(queries.dtype)
+        ab = queries.new_empty(b * h * w, 2)
+        best = queries.new_empty(b * h * w)
+        for start in range(0, queries.shape[0], chunk):
+            sim = queries[start : start + chunk] @ keys.t()
+            best[start : start + chunk] = sim.max(dim=1).values
+            ab[start : start + chunk] = torch.softmax(sim / temperature, dim=1) @ self.ab.to(queries.dtype)
+        ab = ab.view(b, h, w, 2).permute(0, 3, 1, 2)
+        return ab, best.clamp(0.0, 1.0).view(b, 1, h, w)
+
+
+def match_reference(target_feats: dict[str, torch.Tensor], reference_feats: list[dict[str, torch.Tensor]],
+                    reference_ab: list[torch.Tensor], *, temperature: float = MATCH_TEMPERATURE,
+                    chunk: int = MATCH_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """The references' ab carried onto the target by feature matching, with the match strength as confidence
+    (B x 2 and B x 1 at 1/8 of the encoder input). Encoder features of the grey target and of the GREY references."""
+    memory = ReferenceMemory.build([match_features(f) for f in reference_feats], reference_ab)
+    return memory.match(match_features(target_feats), temperature, chunk)
+
+
+# ---- the decoder's guidance map ------------------------------------------------------------------
+
+def guidance_map(size: tuple[int, int], *, batch: int, hint: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 reference: tuple[torch.Tensor, torch.Tensor] | None = None, device=None) -> torch.Tensor:
+    """The B x 6 x h x w guidance map at ``size`` (half the render size) from dense (ab, confidence) pairs of
+    hints and references, at any size; a missing source is zeros."""
+    parts = []
+    for source in (hint, reference):
+        if source is None:
+            parts.append(torch.zeros(batch, 3, *size, device=device))
+            continue
+        ab, confidence = source
+        if tuple(ab.shape[-2:]) != tuple(size):
+            ab = F.interpolate(ab.float(), size=size, mode="bilinear", align_corners=False)
+            confidence = F.interpolate(confidence.float(), size=size, mode="bilinear", align_corners=False)
+        parts.append(torch.cat([ab.float() / AB_SCALE, confidence.float()], dim=1).expand(batch, -1, -1, -1))
+    return torch.cat(parts, dim=1)
