@@ -1,0 +1,187 @@
+"""Guided colour: hint maps, hint spreading, reference matching, the guided decoder and the training simulation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from gan_core.chroma import AbGrid
+from gan_core.color import lightness_ab_to_rgb
+from gan_core.config import DualGANConfig, tiny_config
+from gan_core.encoder import VGGEncoder
+from gan_core.guidance import (
+    AB_SCALE,
+    HintMap,
+    ReferenceMemory,
+    guidance_map,
+    hints_from_image,
+    match_reference,
+    spread_hints,
+)
+from gan_core.model import DualGAN
+from train.guidance_sim import GuidanceMix, simulate_guidance, simulate_hints
+
+
+def _lab_image(lightness: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    ab = torch.stack([torch.full_like(lightness[:, 0], a), torch.full_like(lightness[:, 0], b)], dim=1)
+    return lightness_ab_to_rgb(lightness, ab)
+
+
+def test_strokes_on_a_sepia_scan_are_hints_and_jpeg_noise_is_not():
+    gen = torch.Generator().manual_seed(0)
+    lightness = 30 + 40 * torch.rand(1, 1, 40, 50, generator=gen)
+    scan = _lab_image(lightness, 4.0, 12.0)  # sepia tint
+    painted = scan.clone()
+    painted[:, :, 10:14, 20:30] = _lab_image(lightness[:, :, 10:14, 20:30], -10.0, -45.0)  # a blue stroke
+    noisy = (painted + (torch.rand(painted.shape, generator=gen) - 0.5) * 0.01).clamp(0, 1)  # +-1.3 levels of noise
+    hints = hints_from_image(noisy, scan)
+    assert hints.count() == 40
+    assert hints.mask[0, 0, 10:14, 20:30].all()
+    assert hints.ab[0, 1, 12, 25] < -35
+
+
+def test_alpha_and_explicit_masks_mark_hints_and_other_sizes_are_scaled():
+    image = torch.full((1, 3, 32, 32), 0.5)
+    rgba = torch.zeros(1, 4, 16, 16)
+    rgba[:, 0, 4:8, 4:8] = 1.0
+    rgba[:, 3, 4:8, 4:8] = 1.0
+    hints = hints_from_image(rgba, image)
+    assert hints.mask.shape[-2:] == (32, 32) and 40 <= hints.count() <= 80 and hints.ab[0, 0, 12, 12] > 50
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 0, 0] = 1
+    explicit = hints_from_image(torch.full((1, 3, 32, 32), 0.5), image, mask)
+    assert explicit.count() == 1  # a grey hint under the mask counts, though its chroma is the image's own
+
+
+def test_bad_hint_inputs_get_one_sentence():
+    image = torch.rand(2, 3, 16, 16)
+    with pytest.raises(ValueError, match="hints batch has 3"):
+        hints_from_image(torch.rand(3, 3, 16, 16), image)
+    with pytest.raises(ValueError, match="hint mask must be"):
+        hints_from_image(torch.rand(1, 3, 16, 16), image, torch.rand(1, 2, 16, 16))
+
+
+def test_shrinking_hints_keeps_single_pixel_dots():
+    ab = torch.zeros(1, 2, 400, 400)
+    mask = torch.zeros(1, 1, 400, 400)
+    ab[0, :, 201, 37] = torch.tensor([30.0, -20.0])
+    mask[0, 0, 201, 37] = 1
+    small = HintMap(ab, mask).resized((50, 50))
+    assert small.count() == 1
+    assert torch.allclose(small.ab[0, :, 25, 4], torch.tensor([30.0, -20.0]))
+
+
+def test_a_hint_spreads_along_its_region_and_stops_at_an_edge():
+    lightness = torch.zeros(1, 1, 96, 128)
+    lightness[..., :48, :] = 0.8  # sky
+    lightness[..., 48:, :] = 0.3  # mountain
+    ab = torch.zeros(1, 2, 96, 128)
+    mask = torch.zeros(1, 1, 96, 128)
+    ab[0, :, 8, 10] = torch.tensor([-5.0, -40.0])
+    mask[0, 0, 8, 10] = 1
+    spread, confidence = spread_hints(HintMap(ab, mask), lightness)
+    assert torch.allclose(spread[0, :, 40, 120], torch.tensor([-5.0, -40.0]), atol=0.5)  # far end of the sky
+    assert spread[0, :, 90, 10].abs().max() < 1.0  # the mountain below the hint stays unguided
+    assert confidence[0, 0, 8, 10] == 1 and confidence[0, 0, 8, 14] > confidence[0, 0, 40, 120] > confidence[0, 0, 90, 10]
+
+
+def test_reference_memory_carries_the_colour_of_the_best_matching_positions():
+    # Keys are three distinct unit features; each target position should take the ab stored with its own feature.
+    basis = torch.eye(3)
+    ref_feats = basis[[0, 1, 2, 2]].t().reshape(1, 3, 2, 2)
+    ref_ab = torch.tensor([[10.0, 0.0], [0.0, -20.0], [30.0, 5.0], [30.0, 5.0]]).t().reshape(1, 2, 2, 2)
+    memory = ReferenceMemory.build([ref_feats], [ref_ab])
+    target = basis[[2, 0, 1]].t().reshape(1, 3, 1, 3)
+    ab, confidence = memory.match(target, chunk=2)
+    assert torch.allclose(ab[0, :, 0].t(), torch.tensor([[30.0, 5.0], [10.0, 0.0], [0.0, -20.0]]), atol=1e-3)
+    assert torch.allclose(confidence, torch.ones(1, 1, 1, 3))
+    # A second reference joins the same memory: a position matching neither well gets low confidence.
+    both = memory.extended(ReferenceMemory.build([-ref_feats], [ref_ab]))
+    _, low = both.match(torch.tensor([0.0, 0.0, 0.0]).view(1, 3, 1, 1) + 1e-3)
+    assert both.keys.shape[0] == 8 and low.max() < 0.01
+
+
+def test_match_reference_runs_on_encoder_features_in_chunks():
+    torch.manual_seed(0)
+    encoder = VGGEncoder((8, 16, 16, 16)).eval()
+    grey = torch.rand(1, 3, 64, 48)
+    with torch.no_grad():
+        feats = encoder(grey)
+        whole = match_reference(feats, [feats, feats], [torch.randn(1, 2, 64, 48)] * 2)
+        chunked = match_reference(feats, [feats, feats], [torch.randn(1, 2, 64, 48)] * 2, chunk=5)
+    assert whole[0].shape == (1, 2, 8, 6) and whole[1].shape == (1, 1, 8, 6)
+    assert torch.allclose(whole[1], chunked[1])
+
+
+def test_guided_decoder_starts_as_the_unguided_one():
+    torch.manual_seed(0)
+    plain = DualGAN(tiny_config()).eval()
+    guided = DualGAN(dataclasses.replace(tiny_config(), guided=True)).eval()
+    result = guided.load_state_dict(plain.state_dict(), strict=False)
+    assert result.missing_keys and all(k.startswith("color_decoder.guide") for k in result.missing_keys)
+    feats = plain.encoder(torch.rand(2, 3, 32, 32))
+    guide = guidance_map((16, 16), batch=2, hint=(torch.randn(2, 2, 16, 16) * 20, torch.rand(2, 1, 16, 16)))
+    with torch.no_grad():
+        reference = plain.color_decoder(feats)
+        assert torch.equal(guided.color_decoder(feats).float(), reference.float())
+        assert torch.equal(guided.color_decoder(feats, guide=guide).float(), reference.float())
+    with pytest.raises(ValueError, match="takes no guidance"):
+        plain.color_decoder(feats, guide=guide)
+
+
+def test_gated_guidance_logits_reproduce_a_hint_colour():
+    torch.manual_seed(0)
+    model = DualGAN(dataclasses.replace(tiny_config(), guided=True, ab_bins_per_axis=22)).eval()
+    with torch.no_grad():
+        # Trust in the hint; a gate near 1 keeps the tempered Gaussian wider than a bin, so its mean is exact.
+        model.color_decoder.guide_gate.bias.fill_(1.0)
+        feats = model.encoder(torch.rand(1, 3, 32, 32))
+        hint_ab = torch.tensor([35.0, -25.0]).view(1, 2, 1, 1).expand(1, 2, 16, 16)
+        guide = guidance_map((16, 16), batch=1, hint=(hint_ab, torch.ones(1, 1, 16, 16)))
+        ab = model.ab_from_logits(model.color_decoder(feats, guide=guide))
+    assert (ab - hint_ab).abs().max() < 3.0
+
+
+def test_config_round_trip_and_old_files_read_as_unguided():
+    config = dataclasses.replace(DualGANConfig(), guided=True, chroma_confidence=0.5)
+    assert DualGANConfig.from_json(config.to_json()) == config
+    old = DualGANConfig().to_json()
+    assert "guided" not in old and not DualGANConfig.from_json(old).guided
+    with pytest.raises(ValueError, match="guided"):
+        dataclasses.replace(DualGANConfig(), guided="yes")
+
+
+def test_confidence_aware_decoding_mutes_uncertain_pixels_only():
+    grid = AbGrid(8)
+    logits = torch.zeros(1, grid.num_bins, 1, 2)
+    logits[0, 5, 0, 0] = 30.0  # confident
+    logits[0, :, 0, 1] = torch.linspace(0, 0.5, grid.num_bins)  # spread out, mean off-centre
+    plain = grid.annealed_mean(logits)
+    muted = grid.annealed_mean(logits, confidence=1.0)
+    assert torch.allclose(muted[..., 0], plain[..., 0], atol=1e-3)
+    assert muted[..., 1].abs().max() < 0.1 * plain[..., 1].abs().max()
+
+
+def test_simulated_hints_are_true_patch_means_and_sometimes_absent():
+    gen = torch.Generator().manual_seed(3)
+    ab = torch.randn(16, 2, 24, 24) * 20
+    hints = simulate_hints(ab, gen, GuidanceMix(no_hints=0.5))
+    counts = hints.mask.flatten(1).sum(1)
+    assert (counts == 0).any() and (counts > 0).any()
+    again = simulate_hints(ab, torch.Generator().manual_seed(3), GuidanceMix(no_hints=0.5))
+    assert torch.equal(hints.mask, again.mask) and torch.equal(hints.ab, again.ab)
+
+
+def test_simulated_guidance_map_has_the_decoders_shape_and_range():
+    torch.manual_seed(0)
+    encoder = VGGEncoder((8, 16, 16, 16)).eval()
+    rgb = torch.rand(4, 3, 48, 48)
+    with torch.no_grad():
+        feats = encoder(rgb.mean(1, keepdim=True).expand(-1, 3, -1, -1))
+    guide = simulate_guidance(rgb, feats, encoder, torch.Generator().manual_seed(0),
+                              GuidanceMix(no_hints=0.0, same_photo_reference=1.0, other_photo_reference=0.0))
+    assert guide.shape == (4, 6, 24, 24)
+    assert guide[:, [0, 1, 3, 4]].abs().max() <= 128 / AB_SCALE
+    assert (guide[:, 2].amax(dim=(1, 2)) == 1).all() and (guide[:, 5].amax(dim=(1, 2)) > 0.5).all()
