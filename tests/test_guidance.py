@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gan_core.chroma import AbGrid
-from gan_core.color import lightness_ab_to_rgb
+from gan_core.color import lightness_ab_to_rgb, rgb_to_lab
 from gan_core.config import DualGANConfig, tiny_config
 from gan_core.encoder import VGGEncoder
 from gan_core.guidance import (
@@ -180,7 +180,7 @@ def test_simulated_guidance_map_has_the_decoders_shape_and_range():
     rgb = torch.rand(4, 3, 48, 48)
     with torch.no_grad():
         feats = encoder(rgb.mean(1, keepdim=True).expand(-1, 3, -1, -1))
-    guide = simulate_guidance(rgb, feats, encoder, torch.Generator().manual_seed(0),
+    guide = simulate_guidance(rgb, rgb_to_lab(rgb)[:, :1], feats, encoder, torch.Generator().manual_seed(0),
                               GuidanceMix(no_hints=0.0, same_photo_reference=1.0, other_photo_reference=0.0))
     assert guide.shape == (4, 6, 24, 24)
     assert guide[:, [0, 1, 3, 4]].abs().max() <= 128 / AB_SCALE

@@ -72,15 +72,16 @@ def reference_view(rgb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 @torch.no_grad()
-def simulate_guidance(rgb: torch.Tensor, feats: dict[str, torch.Tensor], encoder, gen: torch.Generator,
-                      mix: GuidanceMix = GuidanceMix(), dtype: torch.dtype | None = None) -> torch.Tensor:
-    """The B x 6 x H/2 x W/2 guidance map for a batch of photos (B x 3 x H x W) whose grey versions gave ``feats``.
+def simulate_guidance(rgb: torch.Tensor, lightness: torch.Tensor, feats: dict[str, torch.Tensor], encoder,
+                      gen: torch.Generator, mix: GuidanceMix = GuidanceMix(), dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The B x 6 x H/2 x W/2 guidance map for a batch of photos (B x 3 x H x W) whose grey versions (``lightness``,
+    B x 1 x H x W in 0..100, maybe degraded like an old scan) gave ``feats``.
 
     ``encoder`` encodes the grey references (the same frozen encoder; ``dtype`` its input dtype)."""
     b, _, h, w = rgb.shape
     lab = rgb_to_lab(rgb.float())
     half = (h // 2, w // 2)
-    l_half = F.avg_pool2d(lab[:, :1], 2) / 100.0
+    l_half = F.avg_pool2d(lightness.float(), 2) / 100.0
     hint = spread_hints(simulate_hints(F.avg_pool2d(lab[:, 1:], 2), gen, mix), l_half)
 
     ref_ab = torch.zeros(b, 2, *feats["relu4_1"].shape[-2:], device=rgb.device)
