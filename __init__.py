@@ -1,22 +1,18 @@
 """DualGAN for ComfyUI: the custom-node entry point (V3 ``comfy_entrypoint``).
 
 Outside ComfyUI (pytest, ``python -m gan_core``, ``python -m train``) this imports nothing heavy.
+Inside ComfyUI the nodes reach the model library relatively (``<this package>.gan_core``), so the
+pack adds nothing to ``sys.path`` and another pack's own ``gan_core`` cannot shadow ours.
 """
-
-import os
-import sys
 
 try:
     import comfy.utils  # noqa: F401  present only inside ComfyUI
 except ImportError:
     pass
 else:
-    # ComfyUI imports this folder as a package without putting it on sys.path; the nodes import the
-    # model library as the top-level package ``gan_core`` (as pip-installed copies do).
-    _here = os.path.dirname(os.path.abspath(__file__))
-    if _here not in sys.path:
-        sys.path.append(_here)
     from .nodes import DualGANExtension
 
     async def comfy_entrypoint() -> "DualGANExtension":
-        return DualGANExtension()
+        extension = DualGANExtension()
+        await extension.on_load()  # ComfyUI 0.3.64 does not call on_load itself; it is safe to run twice
+        return extension

@@ -5,34 +5,47 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from gan_core.inference import PRESERVE_COLOR, STYLE_NETWORKS, StyleSpec
-
+from ..gan_core.style_path import PRESERVE_COLOR, STYLE_NETWORKS, StyleSpec
 from .comfy_glue import DualGANHandle, Progress, finish, to_bchw, to_comfy_image
 from .loader import DualGANModel
+from .style_choices import USE_STYLE_IMAGE, style_choices, style_name_from_choice
+from .style_choices import tooltip as style_tooltip
 
-RENDER_TOOLTIP = ("Short side, in pixels, at which the networks run (the result always has the input's full size: "
-                  "colour is upsampled guided by the full-resolution luminance). 0 = run at full resolution, in tiles.")
-IMAGE_TOOLTIP = "Image or batch (e.g. video frames). Colour images are read by their luminance; alpha is dropped."
+RENDER_TOOLTIP = ("Size, in pixels, of the short side at which the networks work; lower is faster. The result always "
+                  "has the input's full size (what the networks make is carried up along the full-size picture's "
+                  "edges). 0 = work at full size, in tiles: slowest, finest detail.")
+IMAGE_TOOLTIP = "A picture or a batch of pictures (e.g. video frames). Colour pictures are read by their brightness; transparency is dropped."
+MODEL_TOOLTIP = "The model from Load DualGAN."
+PALETTE_TOOLTIP = "Optional: a picture whose colours the result should lean towards."
 
 
 def _render_input(default: int = 512) -> io.Int.Input:
     return io.Int.Input("render_size", default=default, min=0, max=8192, step=8, tooltip=RENDER_TOOLTIP)
 
 
-def _style_inputs() -> list:
-    return [
-        io.String.Input("style_name", default="", tooltip="Name of a trained style stored in the model or in "
-                        "models/dualgan_styles. Leave empty to use style_image instead. A name wins over an image."),
-        io.Image.Input("style_image", optional=True, tooltip="A painting to copy the style of (1 image, or one per input image)."),
-    ]
+def _style_name_input() -> io.Combo.Input:
+    return io.Combo.Input("style_name", options=style_choices(), default=USE_STYLE_IMAGE, tooltip=style_tooltip())
+
+
+def _style_image_input() -> io.Image.Input:
+    return io.Image.Input("style_image", optional=True, tooltip="A painting to copy the style of (one picture, or one per "
+                          "input image). Used when style_name is " + USE_STYLE_IMAGE + ".")
+
+
+def _accept_saved_style_name(style_name) -> bool | str:
+    """Workflows saved before the dropdown hold free text, and ComfyUI may check a combo's value against its
+    list; any text is accepted here, and a name the loaded weights lack is refused when the node runs."""
+    return style_name is None or isinstance(style_name, str) or f"style_name must be text, got {type(style_name).__name__}"
 
 
 def _style_spec(runner, style_name: str, style_image, strength: float, network: str = "full") -> StyleSpec:
-    if not (style_name or "").strip() and style_image is None:
-        available = ", ".join(runner.model.style_names) or "none in this model"
-        raise ValueError(f"no style given: connect a style_image or type a style_name (trained styles: {available})")
+    name = style_name_from_choice(style_name)
+    if not name and style_image is None:
+        available = ", ".join(runner.model.style_names) or "none in these weights"
+        raise ValueError(f"no style given: connect a painting to style_image or pick a style in style_name "
+                         f"(trained styles: {available})")
     image = None if style_image is None else to_bchw(style_image, "style_image")
-    return runner.style_spec(name=style_name, image=image, strength=strength, network=network)
+    return runner.style_spec(name=name, image=image, strength=strength, network=network)
 
 
 def _palette(runner, palette):
@@ -56,10 +69,10 @@ class Colorize(io.ComfyNode):
             node_id="DualGAN_Colorize",
             display_name="DualGAN Colorize",
             category="DualGAN",
-            description="Gives black-and-white photos natural colours. The output keeps the input's size and its "
-            "exact luminance; only the colour (Lab a/b) is predicted.",
+            description="Gives black-and-white photos natural colours. The result keeps the photo's size and its "
+            "brightness exactly; only the colours are added.",
             inputs=[
-                DualGANModel.Input("model", tooltip="A DUALGAN model from Load DualGAN."),
+                DualGANModel.Input("model", tooltip=MODEL_TOOLTIP),
                 io.Image.Input("image", tooltip=IMAGE_TOOLTIP),
                 _render_input(),
                 io.Float.Input("saturation", default=1.0, min=0.0, max=2.0, step=0.05,
@@ -67,10 +80,9 @@ class Colorize(io.ComfyNode):
                 io.Float.Input("temporal_smoothing", default=0.0, min=0.0, max=0.95, step=0.05,
                                tooltip="For video frames in one batch: carries colour over from the previous frame where "
                                        "the picture did not change, to stop flicker. 0 = every image on its own."),
-                io.Image.Input("palette", optional=True,
-                               tooltip="Optional colour reference: its colour histogram steers the colours."),
+                io.Image.Input("palette", optional=True, tooltip=PALETTE_TOOLTIP),
             ],
-            outputs=[io.Image.Output("colorized", display_name="colorized", tooltip="The colourised image, same size as the input.")],
+            outputs=[io.Image.Output("colorized", display_name="colorized", tooltip="The colourised picture, same size as the input.")],
         )
 
     @classmethod
@@ -88,25 +100,30 @@ class StyleTransfer(io.ComfyNode):
             node_id="DualGAN_StyleTransfer",
             display_name="DualGAN Style Transfer",
             category="DualGAN",
-            description="Repaints an image in the style of a painting (any style image, or a trained style by name).",
+            description="Repaints a picture in the style of a painting: connect the painting to style_image, or pick "
+            "a trained style in style_name.",
             inputs=[
-                DualGANModel.Input("model", tooltip="A DUALGAN model from Load DualGAN."),
+                DualGANModel.Input("model", tooltip=MODEL_TOOLTIP),
                 io.Image.Input("image", tooltip=IMAGE_TOOLTIP),
-                _style_inputs()[0],
+                _style_name_input(),
                 io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="How far the features move toward the style's statistics: 0 = content only, 1 = full style."),
+                               tooltip="How strongly the style is applied: 0 = none (the picture redrawn), 1 = full style."),
                 io.Combo.Input("preserve_color", options=list(PRESERVE_COLOR), default="none",
-                               tooltip="none: the style's colours; original: the input's own colours; "
-                                       "colorized: the colour decoder's natural colours."),
+                               tooltip="Whose colours the result has. none: the painting's; original: the input "
+                                       "picture's own; colorized: natural colours, as Colorize would give."),
                 _render_input(),
-                _style_inputs()[1],
+                _style_image_input(),
                 io.Combo.Input("network", options=list(STYLE_NETWORKS), default="full", optional=True,
-                               tooltip="full: the VGG16 style path. fast: the model's distilled light style network "
-                                       "(several times faster on a CPU, style images only, preserve_color none or "
-                                       "original; only in weights made with `python -m train distill`)."),
+                               tooltip="full: the normal style network. fast: a smaller, several times faster one, "
+                                       "present only in weights made with `python -m train distill`; it takes a "
+                                       "style_image (not a trained style) and preserve_color none or original."),
             ],
-            outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The stylised image, same size as the input.")],
+            outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The repainted picture, same size as the input.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, style_name=None) -> bool | str:
+        return _accept_saved_style_name(style_name)
 
     @classmethod
     def execute(cls, model: DualGANHandle, image, style_name: str, strength: float, preserve_color: str,
@@ -123,30 +140,35 @@ class Blend(io.ComfyNode):
             node_id="DualGAN_Blend",
             display_name="DualGAN Blend by λ",
             category="DualGAN",
-            description="Colour and style from one encoder pass, mixed by the seed's three weights. "
-            "λ_content=1, λ_color=1 gives the Colorize output; λ_content=0, λ_color=0 gives Style Transfer "
-            "(strength λ_style, preserve colour none).",
+            description="Colourises and stylises a picture in one go and mixes the two with three sliders: "
+            "lambda_content (how much of the picture's own detail shows), lambda_style (how strong the style is) "
+            "and lambda_color (natural colours or the painting's). Both lambda_content and lambda_color at 1 gives "
+            "Colorize's result; both at 0 gives Style Transfer's. The plain colourised and stylised pictures come out too.",
             inputs=[
-                DualGANModel.Input("model", tooltip="A DUALGAN model from Load DualGAN."),
+                DualGANModel.Input("model", tooltip=MODEL_TOOLTIP),
                 io.Image.Input("image", tooltip=IMAGE_TOOLTIP),
-                _style_inputs()[0],
+                _style_name_input(),
                 io.Float.Input("lambda_content", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="How much of the original's luminance detail is restored: 0 = the stylised "
-                                       "luminance, 1 = the original luminance."),
+                               tooltip="How much of the picture's own detail and brightness shows through: "
+                                       "0 = the painted version's, 1 = the picture's own."),
                 io.Float.Input("lambda_style", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Style strength (feature interpolation toward the style's statistics)."),
+                               tooltip="How strongly the style is applied: 0 = none, 1 = full style."),
                 io.Float.Input("lambda_color", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="Where the colour comes from: 1 = the colour decoder's natural colours, 0 = the style's palette."),
+                               tooltip="Where the colours come from: 1 = natural colours (as Colorize), 0 = the painting's colours."),
                 _render_input(),
-                _style_inputs()[1],
-                io.Image.Input("palette", optional=True, tooltip="Optional colour reference for the colour decoder."),
+                _style_image_input(),
+                io.Image.Input("palette", optional=True, tooltip=PALETTE_TOOLTIP + " Affects the natural colours."),
             ],
             outputs=[
-                io.Image.Output("blend", display_name="blend", tooltip="The blend of colour and style by the three lambdas."),
-                io.Image.Output("colorized", display_name="colorized", tooltip="The Colorize output from the same pass."),
-                io.Image.Output("stylized", display_name="stylized", tooltip="The Style Transfer output (preserve colour none) from the same pass."),
+                io.Image.Output("blend", display_name="blend", tooltip="The mix set by the three sliders."),
+                io.Image.Output("colorized", display_name="colorized", tooltip="The picture with natural colours (as Colorize)."),
+                io.Image.Output("stylized", display_name="stylized", tooltip="The picture in the painting's style and colours (as Style Transfer)."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, style_name=None) -> bool | str:
+        return _accept_saved_style_name(style_name)
 
     @classmethod
     def execute(cls, model: DualGANHandle, image, style_name: str, lambda_content: float, lambda_style: float,

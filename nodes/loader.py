@@ -9,9 +9,8 @@ from pathlib import Path
 import folder_paths
 from comfy_api.latest import io
 
-from gan_core.precision import DTYPES
-from gan_core.weights import WeightsError, load_style_file, load_weights
-
+from ..gan_core.precision import DTYPES
+from ..gan_core.weights import WeightsError, load_style_file, load_weights
 from .comfy_glue import DualGANHandle
 
 logger = logging.getLogger(__name__)
@@ -20,13 +19,17 @@ DualGANModel = io.Custom("DUALGAN")
 DEFAULT_WEIGHTS = "dualgan_default.safetensors"
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "gan_core" / "assets" / DEFAULT_WEIGHTS
 EXTENSIONS = {".safetensors", ".sft"}
+MODEL_FOLDERS = ("dualgan", "dualgan_styles")  # weights files, style files
 
 
 def register_folders() -> None:
-    """models/dualgan for weights, models/dualgan_styles for style files; keeps extra_model_paths.yaml entries."""
-    for name in ("dualgan", "dualgan_styles"):
+    """models/dualgan for weights, models/dualgan_styles for style files, each with the folders named in
+    extra_model_paths.yaml after it; only .safetensors/.sft files are listed."""
+    for name in MODEL_FOLDERS:
         default = os.path.join(folder_paths.models_dir, name)
-        paths = folder_paths.folder_names_and_paths.get(name, ([default], set()))[0]
+        paths = list(folder_paths.folder_names_and_paths.get(name, ([], set()))[0])
+        if default not in paths:
+            paths.insert(0, default)
         folder_paths.folder_names_and_paths[name] = (paths, EXTENSIONS)
 
 
@@ -73,18 +76,20 @@ class LoadDualGAN(io.ComfyNode):
             node_id="DualGAN_Load",
             display_name="Load DualGAN",
             category="DualGAN",
-            description="Loads a DualGAN weights file (.safetensors) from models/dualgan, or the default weights "
-            "shipped with the node pack, plus every style file in models/dualgan_styles.",
+            description="Loads the DualGAN model that the other DualGAN nodes use: the default weights that come "
+            "with the node pack, or a weights file you put in models/dualgan, together with the trained styles in "
+            "models/dualgan_styles.",
             inputs=[
                 io.Combo.Input("weights", options=weight_choices(), default=DEFAULT_WEIGHTS,
-                               tooltip="DualGAN weights: files in models/dualgan, or the shipped default. "
-                                       "Only .safetensors files are read; pickled .ckpt/.pt files are refused."),
+                               tooltip="Which weights to use: dualgan_default.safetensors comes with the node pack; "
+                                       "other .safetensors files you put in models/dualgan appear here after pressing R. "
+                                       ".ckpt/.pt files are not read (they can run code)."),
                 io.Combo.Input("dtype", options=["auto", *DTYPES], default="auto",
-                               tooltip="Precision of the network. auto: fp16 on a GPU that supports it; on the CPU bf16 where "
-                                       "the processor has native bf16 (AVX512-BF16 or AMX), else fp32. fp16 on the CPU "
-                                       "runs in fp32. Colour maths is always fp32."),
+                               tooltip="Number precision of the network; lower is faster and uses less memory. "
+                                       "auto: fp16 on a GPU that supports it; on a CPU bf16 where the processor has "
+                                       "native bf16 (AVX512-BF16 or AMX), else fp32. fp16 on a CPU runs as fp32."),
             ],
-            outputs=[DualGANModel.Output("model", display_name="model", tooltip="The loaded DualGAN (encoder, colour and style decoders, styles).")],
+            outputs=[DualGANModel.Output("model", display_name="model", tooltip="The loaded model with its trained styles; connect it to the DualGAN nodes.")],
         )
 
     @classmethod

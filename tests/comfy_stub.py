@@ -3,16 +3,23 @@
 It mimics only what the nodes use: ``comfy_api.latest`` (io: ComfyNode, Schema, Custom, Image, Int,
 Float, String, Combo, NodeOutput; ComfyExtension), ``comfy.utils.ProgressBar``,
 ``comfy.model_management`` and ``comfy.model_patcher.ModelPatcher``, and ``folder_paths``.
-``install(models_dir)`` puts them into ``sys.modules`` and returns a handle for assertions.
+``install(models_dir)`` puts them into ``sys.modules`` and returns a handle for assertions;
+``import_pack()`` then imports this repository the way ComfyUI imports a custom-node folder: as a
+package under a name of its own, with nothing added to ``sys.path``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import types
+from pathlib import Path
 
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PACK = "dualgan_pack_under_test"  # ComfyUI names the package after its folder path; any unique name will do
 
 
 class InterruptProcessingException(Exception):
@@ -83,12 +90,15 @@ class Recorder:
         self.interrupt_after: int | None = None
 
 
-def install(models_dir: str) -> Recorder:
+def install(models_dir: str, input_dir: str | None = None) -> Recorder:
     rec = Recorder()
     latest = types.ModuleType("comfy_api.latest")
     latest.io = _make_io()
 
     class ComfyExtension:
+        async def on_load(self):
+            return None
+
         async def get_node_list(self):
             return []
 
@@ -134,6 +144,7 @@ def install(models_dir: str) -> Recorder:
     folder_paths = types.ModuleType("folder_paths")
     folder_paths.models_dir = models_dir
     folder_paths.folder_names_and_paths = {}
+    folder_paths.get_input_directory = lambda: input_dir or os.path.join(os.path.dirname(models_dir), "input")
 
     def get_filename_list(name):
         paths, exts = folder_paths.folder_names_and_paths.get(name, ([], set()))
@@ -169,6 +180,31 @@ def install(models_dir: str) -> Recorder:
         "folder_paths": folder_paths,
     })
     return rec
+
+
+def import_pack(name: str = PACK, before_exec=None) -> types.ModuleType:
+    """Import the repository root as the package ``name`` (as ComfyUI's load_custom_node does).
+
+    ``before_exec(name)`` runs once the package exists but before its ``__init__`` runs, e.g. to patch
+    ``<name>.gan_core`` before the nodes import it.
+    """
+    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        if before_exec is not None:
+            before_exec(name)
+        spec.loader.exec_module(module)
+    except BaseException:
+        forget_pack(name)
+        raise
+    return module
+
+
+def forget_pack(name: str = PACK) -> None:
+    for module in list(sys.modules):
+        if module == name or module.startswith(name + "."):
+            sys.modules.pop(module)
 
 
 STUB_MODULES = ("comfy_api", "comfy_api.latest", "comfy_api.latest.io", "comfy", "comfy.utils",

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
+import subprocess
 import sys
+import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -18,40 +22,28 @@ REPO = Path(__file__).resolve().parents[1]
 NODE_IDS = ["DualGAN_Load", "DualGAN_Colorize", "DualGAN_StyleTransfer", "DualGAN_Blend"]
 
 
-def _forget_nodes_package() -> None:
-    for name in list(sys.modules):
-        if name == "nodes" or name.startswith("nodes."):
-            sys.modules.pop(name)
-
-
 def _restore(saved: dict) -> None:
+    comfy_stub.forget_pack()
     for name, module in saved.items():
         if module is None:
             sys.modules.pop(name, None)
         else:
             sys.modules[name] = module
-    _forget_nodes_package()
 
 
 @pytest.fixture()
-def comfy(tmp_path, monkeypatch):
-    """Install the stand-in modules, import the node package fresh, and clean everything up after."""
+def comfy(tmp_path):
+    """Install the stand-in modules, import the pack fresh under its own name, and clean everything up after."""
     saved = {name: sys.modules.get(name) for name in comfy_stub.STUB_MODULES}
-    _forget_nodes_package()
+    comfy_stub.forget_pack()
     models = tmp_path / "models"
     (models / "dualgan").mkdir(parents=True)
     (models / "dualgan_styles").mkdir()
-    rec = comfy_stub.install(str(models))
+    rec = comfy_stub.install(str(models), input_dir=str(tmp_path / "input"))
     write_tiny_weights(models / "dualgan" / "tiny.safetensors")
-    nodes = importlib.import_module("nodes")
-    yield types_namespace(nodes=nodes, rec=rec, models=models)
+    pack = comfy_stub.import_pack()
+    yield types.SimpleNamespace(pack=pack, nodes=pack.nodes, rec=rec, models=models, input=tmp_path / "input")
     _restore(saved)
-
-
-def types_namespace(**kw):
-    import types
-
-    return types.SimpleNamespace(**kw)
 
 
 def _nodes_by_id(nodes):
@@ -195,20 +187,24 @@ def test_out_of_memory_retries_with_tiles(comfy, monkeypatch):
 
 
 def test_importing_nodes_builds_no_model_and_reads_no_file(tmp_path, monkeypatch):
-    import gan_core.model
-    import gan_core.weights
-
     saved = {name: sys.modules.get(name) for name in comfy_stub.STUB_MODULES}
     built, opened = [], []
-    monkeypatch.setattr(gan_core.model.DualGAN, "__init__", lambda self, *a, **k: built.append(1))
-    monkeypatch.setattr(gan_core.weights, "read_header", lambda *a, **k: opened.append(1))
-    _forget_nodes_package()
+
+    def patch_library(pack: str) -> None:
+        model = importlib.import_module(f"{pack}.gan_core.model")
+        weights = importlib.import_module(f"{pack}.gan_core.weights")
+        monkeypatch.setattr(model.DualGAN, "__init__", lambda self, *a, **k: built.append(1))
+        monkeypatch.setattr(weights, "read_header", lambda *a, **k: opened.append(1))
+
+    comfy_stub.forget_pack()
     try:
-        comfy_stub.install(str(tmp_path))
-        importlib.import_module("nodes")
+        comfy_stub.install(str(tmp_path / "models"), input_dir=str(tmp_path / "input"))
+        pack = comfy_stub.import_pack(before_exec=patch_library)
+        assert hasattr(pack, "comfy_entrypoint")
     finally:
         _restore(saved)
     assert not built and not opened
+    assert not (tmp_path / "input").exists() and not (tmp_path / "models").exists()  # start-up work waits for ComfyUI
 
 
 def test_root_package_imports_without_comfyui():
@@ -242,3 +238,180 @@ def test_trained_export_runs_through_the_nodes(comfy, tmp_path):
     style = by_id["DualGAN_StyleTransfer"].execute(model=model, image=image, style_name="", strength=1.0, preserve_color="none",
                                                    render_size=512, style_image=_image(h=64, w=64, seed=3)).args[0]
     assert colour.shape == style.shape == (1, 40, 52, 3) and torch.isfinite(colour).all() and torch.isfinite(style).all()
+
+
+# ---- the style dropdown ----------------------------------------------------------------------------
+
+def _style_input(cls):
+    return next(i for i in cls.define_schema().inputs if i.id == "style_name")
+
+
+def test_style_dropdown_lists_shipped_folder_and_style_file_styles(comfy):
+    from gan_core.testing import tiny_model
+    from gan_core.weights import inspect_weights, save_style_file
+
+    choices = comfy.nodes.style_choices
+    save_style_file(comfy.models / "dualgan_styles" / "extra.safetensors", tiny_model(style_names=("extra",)), ["extra"])
+    (comfy.models / "dualgan_styles" / "junk.safetensors").write_bytes(b"junk junk junk")  # skipped, not fatal
+    shipped = sorted(inspect_weights(comfy.nodes.loader.SHIPPED_WEIGHTS).styles) if comfy.nodes.loader.SHIPPED_WEIGHTS.is_file() else []
+    by_id = _nodes_by_id(comfy.nodes)
+    for node_id in ("DualGAN_StyleTransfer", "DualGAN_Blend"):
+        item = _style_input(by_id[node_id])
+        assert item.io_type == "COMBO"
+        assert item.options[0] == choices.USE_STYLE_IMAGE and item.default == choices.USE_STYLE_IMAGE
+        assert item.options[1:] == sorted({*shipped, "tiny_style", "extra"}), item.options
+        for name in shipped:
+            assert name in item.tooltip  # the tooltip names the styles that come with the pack
+    # a new style file shows up on the next schema (ComfyUI rebuilds it for /object_info)
+    save_style_file(comfy.models / "dualgan_styles" / "later.safetensors", tiny_model(style_names=("later",)), ["later"])
+    assert "later" in _style_input(by_id["DualGAN_StyleTransfer"]).options
+
+
+def test_style_dropdown_entries_and_old_free_text_values(comfy):
+    model = _load(comfy)
+    by_id = _nodes_by_id(comfy.nodes)
+    style = by_id["DualGAN_StyleTransfer"]
+    use_image = comfy.nodes.style_choices.USE_STYLE_IMAGE
+    kwargs = dict(model=model, image=_image(), strength=1.0, preserve_color="none", render_size=16)
+    painting = _image(h=24, w=24, seed=4)
+    by_entry = style.execute(style_name=use_image, style_image=painting, **kwargs).args[0]
+    by_old_empty = style.execute(style_name="", style_image=painting, **kwargs).args[0]
+    assert torch.equal(by_entry, by_old_empty)
+    by_name = style.execute(style_name="tiny_style", **kwargs).args[0]
+    by_old_text = style.execute(style_name="  tiny_style ", **kwargs).args[0]  # typed by hand before the dropdown
+    assert torch.equal(by_name, by_old_text) and not torch.equal(by_name, by_entry)
+    with pytest.raises(ValueError, match="no style given.*style_image.*tiny_style"):
+        style.execute(style_name=use_image, **kwargs)
+    # saved workflows may hold any text: validation lets it through, the run names the known styles
+    for node_id in ("DualGAN_StyleTransfer", "DualGAN_Blend"):
+        assert by_id[node_id].validate_inputs(style_name="my old style") is True
+        assert by_id[node_id].validate_inputs(style_name=None) is True  # a linked value is not known yet
+        assert "must be text" in by_id[node_id].validate_inputs(style_name=3)
+    with pytest.raises(ValueError, match="unknown style 'my old style'.*tiny_style"):
+        style.execute(style_name="my old style", **kwargs)
+
+
+def test_descriptions_and_tooltips_use_the_users_words(comfy):
+    jargon = ("seed", "encoder pass", "statistics", "DUALGAN model", "luminance", "Lab a/b", "decoder")
+    for cls in comfy.nodes.NODES:
+        schema = cls.define_schema()
+        texts = [schema.description] + [i.tooltip for i in schema.inputs + schema.outputs]
+        for text in texts:
+            assert not any(word in text for word in jargon), (schema.node_id, text)
+
+
+# ---- start-up: folders and the templates' pictures ----------------------------------------------
+
+def test_model_folders_are_registered_with_extra_paths_and_created_on_load(tmp_path):
+    saved = {name: sys.modules.get(name) for name in comfy_stub.STUB_MODULES}
+    comfy_stub.forget_pack()
+    try:
+        comfy_stub.install(str(tmp_path / "models"), input_dir=str(tmp_path / "input"))
+        folder_paths = sys.modules["folder_paths"]
+        folder_paths.folder_names_and_paths["dualgan"] = ([str(tmp_path / "elsewhere")], set())  # extra_model_paths.yaml
+        pack = comfy_stub.import_pack()
+        paths, exts = folder_paths.folder_names_and_paths["dualgan"]
+        assert paths == [str(tmp_path / "models" / "dualgan"), str(tmp_path / "elsewhere")]
+        assert exts == {".safetensors", ".sft"}
+        assert folder_paths.folder_names_and_paths["dualgan_styles"][0] == [str(tmp_path / "models" / "dualgan_styles")]
+        assert not (tmp_path / "models").exists()
+        extension = asyncio.run(pack.comfy_entrypoint())
+        assert (tmp_path / "models" / "dualgan").is_dir() and (tmp_path / "models" / "dualgan_styles").is_dir()
+        assert [c.define_schema().node_id for c in asyncio.run(extension.get_node_list())] == NODE_IDS
+    finally:
+        _restore(saved)
+
+
+def test_on_load_copies_the_templates_pictures_and_keeps_the_users_files(comfy):
+    first_run = comfy.nodes.first_run
+    shipped = first_run.example_pictures()
+    assert len(shipped) >= 4
+    comfy.input.mkdir()
+    mine = comfy.input / shipped[0].name
+    mine.write_bytes(b"the user's own picture")
+    asyncio.run(comfy.nodes.DualGANExtension().on_load())
+    assert mine.read_bytes() == b"the user's own picture"
+    for picture in shipped[1:]:
+        assert (comfy.input / picture.name).read_bytes() == picture.read_bytes()
+    assert first_run.copy_example_pictures(comfy.input) == []  # a second start copies nothing
+
+
+def _templates() -> list[tuple[str, dict]]:
+    return [(p.name, json.loads(p.read_text())) for p in sorted((REPO / "example_workflows").glob("*.json"))]
+
+
+def test_every_template_loads_only_shipped_and_listed_pictures():
+    listed = (REPO / "example_workflows" / "PICTURES.md").read_text()
+    shipped = {p.name: p for p in (REPO / "example_workflows" / "input").iterdir()}
+    for name, path in shipped.items():
+        assert f"| `{name}` |" in listed, f"{name} has no line (source, licence) in PICTURES.md"
+        assert path.stat().st_size <= 120_000, f"{name} is {path.stat().st_size} bytes; keep example pictures small"
+    for row in (line for line in listed.splitlines() if line.startswith("| `")):
+        assert row.count("|") == 5 and row.split("|")[4].strip(), f"no licence in {row}"
+    used = set()
+    for template, workflow in _templates():
+        for node in workflow["nodes"]:
+            if node["type"] == "LoadImage":
+                picture = node["widgets_values"][0]
+                assert picture in shipped, f"{template}: LoadImage names {picture!r}, which the pack does not ship"
+                used.add(picture)
+    assert used == set(shipped), f"pictures no template uses: {set(shipped) - used}"
+
+
+def test_templates_style_values_are_dropdown_entries_and_checkpoints_have_a_note(comfy):
+    by_id = _nodes_by_id(comfy.nodes)
+    for template, workflow in _templates():
+        types_in = {n["type"] for n in workflow["nodes"]}
+        for node in workflow["nodes"]:
+            if node["type"] in ("DualGAN_StyleTransfer", "DualGAN_Blend"):
+                assert node["widgets_values"][0] in _style_input(by_id[node["type"]]).options, template
+        if "CheckpointLoaderSimple" in types_in:
+            notes = [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] in ("Note", "MarkdownNote")]
+            assert any("models/checkpoints" in t and "1.5" in t for t in notes), f"{template} needs a Note saying what to put where"
+
+
+# ---- imports: relative, next to another pack's gan_core --------------------------------------------
+
+CLASH_SCRIPT = textwrap.dedent("""
+    import importlib, importlib.util, sys, asyncio
+    import torch
+    stub_spec = importlib.util.spec_from_file_location("comfy_stub", {stub!r})
+    comfy_stub = importlib.util.module_from_spec(stub_spec); stub_spec.loader.exec_module(comfy_stub)
+    comfy_stub.install({models!r}, input_dir={inputs!r})
+
+    order = sys.argv[1]
+    if order == "other first":
+        sys.path.insert(0, {other!r})  # what packs that put their own folder on sys.path do
+        import gan_core
+        assert gan_core.WHO == "the other pack"
+    path_before = list(sys.path)
+    pack = comfy_stub.import_pack()
+    asyncio.run(pack.comfy_entrypoint())
+    assert sys.path == path_before, "importing the pack changed sys.path"
+    if order == "ours first":
+        sys.path.insert(0, {other!r})
+        import gan_core
+    assert sys.modules["gan_core"].WHO == "the other pack" and gan_core.greet() == "hello from the other pack"
+    testing = importlib.import_module(comfy_stub.PACK + ".gan_core.testing")
+    testing.write_tiny_weights({models!r} + "/dualgan/tiny.safetensors")
+    nodes = {{c.define_schema().node_id: c for c in pack.nodes.NODES}}
+    model = nodes["DualGAN_Load"].execute(weights="tiny.safetensors", dtype="auto").args[0]
+    out = nodes["DualGAN_Colorize"].execute(model=model, image=torch.rand(1, 20, 24, 3), render_size=16,
+                                             saturation=1.0).args[0]
+    assert out.shape == (1, 20, 24, 3)
+    assert type(model.model).__module__ == comfy_stub.PACK + ".gan_core.model"
+    print("both work")
+""")
+
+
+@pytest.mark.parametrize("order", ["other first", "ours first"])
+def test_pack_works_next_to_another_packs_gan_core(tmp_path, order):
+    other = tmp_path / "other_pack"
+    (other / "gan_core").mkdir(parents=True)
+    (other / "gan_core" / "__init__.py").write_text('WHO = "the other pack"\n\ndef greet():\n    return "hello from the other pack"\n')
+    (tmp_path / "models" / "dualgan").mkdir(parents=True)
+    script = CLASH_SCRIPT.format(stub=str(REPO / "tests" / "comfy_stub.py"), models=str(tmp_path / "models"),
+                                 inputs=str(tmp_path / "input"), other=str(other))
+    # -I: no PYTHONPATH, no user site, and not this checkout on sys.path (as inside ComfyUI)
+    done = subprocess.run([sys.executable, "-I", "-c", script, order], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and "both work" in done.stdout, done.stderr[-3000:]
