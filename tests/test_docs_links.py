@@ -91,6 +91,21 @@ def test_no_work_history_and_no_paths_outside_the_repository(doc):
     assert lines == [], doc.relative_to(REPO)
 
 
+def _newcomer_commands() -> list[str]:
+    """The command lines of the README's first code block (the two commands it opens with)."""
+    block = FENCE.search((REPO / "README.md").read_text(encoding="utf-8")).group(0)
+    return [line for line in block.splitlines()[1:-1] if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_readme_opens_with_the_install_command_and_exactly_the_ci_test_command():
+    install, tests = _newcomer_commands()
+    ci = [line for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+          if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd "))]
+    assert ci == [tests], "the README's test command must be exactly what .ci/run runs"
+    example = re.search(r"python -m gan_core colorize (\S+) ", install)
+    assert example and (REPO / example.group(1)).is_file(), install
+
+
 def test_the_checker_finds_broken_links(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "REPO", tmp_path)
     (tmp_path / "docs").mkdir()
