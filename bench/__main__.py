@@ -62,7 +62,7 @@ def run_case(case: dict) -> dict:
                (lambda: [peer.stylize(a, style=7) for a in arrays])
         base = _rss_mb()
     else:
-        from gan_core.inference import DualGANRunner, StyleSpec
+        from gan_core import DualGANRunner, StyleSpec
         from gan_core.precision import choose_dtype, prepare
         from gan_core.weights import load_weights
 

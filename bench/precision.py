@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from gan_core.imageio import collect_inputs, read_image
-from gan_core.inference import DualGANRunner, StyleSpec
+from gan_core import DualGANRunner, StyleSpec
 from gan_core.precision import DTYPES, LAYOUTS, prepare
 from gan_core.weights import load_weights
 

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from gan_core.config import DualGANConfig
-from gan_core.inference import DualGANRunner, StyleSpec
+from gan_core import DualGANRunner, StyleSpec
 from gan_core.model import DualGAN
 from gan_core.precision import choose_dtype, prepare
 

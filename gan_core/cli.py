@@ -18,7 +18,8 @@ import torch
 from tqdm import tqdm
 
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
-from .inference import PRESERVE_COLOR, DualGANRunner, StyleSpec
+from .runner import DualGANRunner
+from .style_path import PRESERVE_COLOR, StyleSpec
 from .precision import DTYPES, choose_dtype, prepare
 from .weights import WeightsError, inspect_weights, load_style_file, load_weights
 

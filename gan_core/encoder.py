@@ -15,7 +15,7 @@ TAPS = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_1": 18, "relu4_3": 22}
 TAP_SCALES = {"relu1_2": 1, "relu2_2": 2, "relu3_3": 4, "relu4_1": 8, "relu4_3": 8}
 # VGG16 convolutions per block (blocks 1-4; block 5 is never used).
 _BLOCK_CONVS = (2, 2, 3, 3)
-STRIDE = 8  # inputs must be a multiple of this; callers pad (see gan_core.inference)
+STRIDE = 8  # inputs must be a multiple of this; callers pad (see gan_core.geometry)
 
 
 class VGGEncoder(nn.Module):

@@ -14,17 +14,12 @@ import comfy.utils
 import torch
 from einops import rearrange
 
-from gan_core.inference import DualGANRunner, default_pixel_budget, render_shape
 from gan_core.model import DualGAN
 from gan_core.precision import choose_dtype, memory_format_for, prepare
+from gan_core.runner import DualGANRunner, default_pixel_budget
 from gan_core.weights import WeightsInfo
 
 logger = logging.getLogger(__name__)
-
-# Bytes of working memory per network pixel (VGG activations, decoders) and per output pixel
-# (Lab planes, guided-filter coefficients); measured peaks stay below these.
-NETWORK_BYTES_PER_PIXEL = 3000
-OUTPUT_BYTES_PER_PIXEL = 96
 
 
 @dataclass
@@ -46,14 +41,13 @@ class DualGANHandle:
         return cls(model=model, patcher=patcher, dtype=dtype, info=info)
 
     def runner_for(self, image_bhwc: torch.Tensor, render_size: int) -> DualGANRunner:
-        """Load the model onto the compute device with room for this job; return a runner."""
+        """Load the model onto the compute device with the room this job needs (the runner says how
+        much); return a runner that stops at ComfyUI's interrupt within one layer."""
         batch, height, width = image_bhwc.shape[0], image_bhwc.shape[1], image_bhwc.shape[2]
-        h_r, w_r = render_shape(height, width, render_size)
         runner = DualGANRunner(self.model, oom_types=(mm.OOM_EXCEPTION,), on_oom=mm.soft_empty_cache,
-                               pixel_budget=default_pixel_budget(self.patcher.load_device))
-        chunk = max(1, min(batch, runner.pixel_budget // max(1, h_r * w_r)))
-        memory = chunk * h_r * w_r * NETWORK_BYTES_PER_PIXEL + height * width * OUTPUT_BYTES_PER_PIXEL
-        mm.load_models_gpu([self.patcher], memory_required=memory)
+                               pixel_budget=default_pixel_budget(self.patcher.load_device),
+                               check_interrupt=mm.throw_exception_if_processing_interrupted)
+        mm.load_models_gpu([self.patcher], memory_required=runner.memory_required(batch, height, width, render_size))
         return runner
 
 

@@ -13,7 +13,9 @@ from safetensors.torch import save_file
 from gan_core.chroma import AbGrid
 from gan_core.color import _f, _f_inv, lab_to_rgb, linear_to_srgb, luminance, rgb_to_lab, srgb_to_linear
 from gan_core.guided import box_mean
-from gan_core.inference import DualGANRunner, FullResolution, StyleSpec, check_image, is_grey
+from gan_core import DualGANRunner, StyleSpec
+from gan_core.fullres import FullResolution
+from gan_core.geometry import check_image, is_grey
 from gan_core.precision import choose_dtype, cpu_has_native_bf16
 from gan_core.style_codes import feature_stats, stylize_features
 from gan_core.testing import tiny_model, write_tiny_weights
@@ -94,7 +96,7 @@ def test_separable_box_mean_equals_the_2d_window(radius):
 def test_full_resolution_rows_equal_bilinear_interpolation():
     """Columns upsampled once per image, then rows per strip: the same as F.interpolate."""
     small = torch.randn(1, 4, 8, 10, generator=torch.Generator().manual_seed(8))
-    full = FullResolution(runner=None, rgb=torch.zeros(1, 3, 24, 30), lightness=torch.zeros(1, 1, 24, 30),
+    full = FullResolution(device=None, rgb=torch.zeros(1, 3, 24, 30), lightness=torch.zeros(1, 1, 24, 30),
                           coefficients=small, coefficient_scale=(8 / 24, 10 / 30), stylised=None, stylised_scale=(1, 1))
     reference = F.interpolate(small, size=(24, 30), mode="bilinear", align_corners=False)
     strips = [full._up("coefficients", full.coefficient_scale, y0, min(y0 + 7, 24)) for y0 in range(0, 24, 7)]

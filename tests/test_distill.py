@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from gan_core.config import DualGANConfig
 from gan_core.encoder import VGGEncoder
-from gan_core.inference import DualGANRunner, StyleSpec
+from gan_core import DualGANRunner, StyleSpec
 from gan_core.testing import tiny_model
 from gan_core.weights import load_weights, save_weights
 from train.cli import main as train_main

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from gan_core.inference import DualGANRunner
+from gan_core import DualGANRunner
 from gan_core.testing import write_tiny_weights
 from gan_core.weights import WeightsError, load_weights
 

@@ -8,7 +8,7 @@ import resource
 import pytest
 import torch
 
-from gan_core.inference import DualGANRunner, StyleSpec
+from gan_core import DualGANRunner, StyleSpec
 from gan_core.testing import tiny_model
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from gan_core.chroma import AbGrid
-from gan_core.inference import DualGANRunner, StyleSpec
+from gan_core import DualGANRunner, StyleSpec
 from gan_core.weights import load_style_file, load_weights
 from train import losses
 from train.cli import main as train_main

@@ -25,7 +25,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
-from gan_core.inference import DualGANRunner, StyleSpec, pad_for_network, resize
+from gan_core import DualGANRunner, StyleSpec
+from gan_core.geometry import pad_for_network, resize
 from gan_core.weights import load_weights
 
 from . import losses, metrics

@@ -71,7 +71,7 @@ def brown_cast(rgb: torch.Tensor) -> torch.Tensor:
 
 def vgg_distance(encoder, a: torch.Tensor, b: torch.Tensor, taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3")) -> torch.Tensor:
     """Mean over layers of |f(a) - f(b)|^2 / |f(b)|^2 on VGG16 features (a perceptual distance; not LPIPS)."""
-    from gan_core.inference import pad_for_network
+    from gan_core.geometry import pad_for_network
 
     fa, fb = encoder(pad_for_network(a)), encoder(pad_for_network(b))
     out = 0.0

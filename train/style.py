@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
-from gan_core.inference import pad_for_network, render_shape, resize
+from gan_core.geometry import pad_for_network, render_shape, resize
 from gan_core.model import check_style_name
 from gan_core.style_codes import StyleCode, adain, feature_stats
 from gan_core.weights import inspect_weights, load_weights, save_style_file, save_weights

@@ -1,0 +1,179 @@
+"""One network pass: the shared encoder and both decoders over a padded grey batch, whole or tiled.
+
+The colour decoder runs on every encoder pass (tile by tile when tiled). The style decoder needs the
+whole image's content statistics first, so a tiled pass keeps each tile's relu4_1, accumulates the
+statistics of the pixels each tile alone accounts for, and decodes in a second pass. What conditions
+the colour decoder beyond the image travels in one ``ColourCondition`` from ``DualGANRunner.run``
+to ``decode_colour``, the single place where the colour decoder is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import nn
+from torch.profiler import record_function
+
+from .encoder import STRIDE
+from .geometry import valid_features
+from .model import DualGAN
+from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
+from .style_path import StyleSpec, fast_style_network
+from .tiling import Span, tiled_map
+
+
+@dataclass(frozen=True)
+class ColourCondition:
+    """What the colour decoder is conditioned on besides the image: ``palette``, the soft ab
+    histograms of reference images (N x Q, N = 1 for the whole batch or one per image)."""
+
+    palette: torch.Tensor | None = None
+
+    def check(self, batch: int) -> None:
+        if self.palette is not None and self.palette.shape[0] not in (1, batch):
+            raise ValueError(f"the palette batch has {self.palette.shape[0]} images; give 1 or one per image ({batch})")
+
+    def select(self, start: int, stop: int) -> "ColourCondition":
+        """The condition of images start..stop of the batch (a single entry serves every image)."""
+        palette = self.palette
+        if palette is not None and palette.shape[0] > 1:
+            palette = palette[start:stop]
+        return ColourCondition(palette)
+
+
+def select_style(style: StyleSpec | None, start: int, stop: int) -> StyleSpec | None:
+    """The style of images start..stop of the batch (a single code serves every image)."""
+    if style is None or style.code.mean.shape[0] <= 1:
+        return style
+    code = StyleCode(style.code.mean[start:stop], style.code.std[start:stop])
+    return StyleSpec(code, style.adapter, style.strength, style.fast)
+
+
+def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: ColourCondition) -> torch.Tensor:
+    """ab at 1/2 scale (float32) from the encoder's taps."""
+    with record_function("dualgan.colour_decoder"):
+        logits = model.color_decoder(feats, colour.palette)
+    with record_function("dualgan.annealed_mean"):
+        # fp32 logits in, so the ab map comes out fp32 (not rounded to the network's bf16/fp16)
+        return model.ab_from_logits(logits.float())
+
+
+def decode_style(model: DualGAN, relu4_1: torch.Tensor, content: StyleCode, style: StyleSpec, dtype: torch.dtype) -> torch.Tensor:
+    """The stylised RGB (float32, unclamped) of features whose statistics are ``content``."""
+    code = style.code.to(device=relu4_1.device, dtype=torch.float32)
+    f = stylize_features(relu4_1.float(), content, code, style.strength)
+    decoder = fast_style_network(model).decoder if style.fast else model.style_decoder
+    with record_function("dualgan.fast_style_decoder" if style.fast else "dualgan.style_decoder"):
+        return decoder(f.to(dtype), style.adapter).float()
+
+
+@contextlib.contextmanager
+def interrupt_points(model: nn.Module, check: Callable[[], None] | None) -> Iterator[None]:
+    """Call ``check`` before every convolution of ``model`` (an interrupt raises from it), so a long
+    pass stops within one layer. Forward pre-hooks, so the networks' code is untouched."""
+    if check is None:
+        yield
+        return
+    handles = [m.register_forward_pre_hook(lambda module, args: check()) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass
+class _TileFeatures:
+    """A tiled pass's state between its two halves: each tile's relu4_1 and the image's statistics."""
+
+    kept: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    moments: FeatureMoments = field(default_factory=FeatureMoments)
+
+
+@dataclass
+class NetworkPass:
+    """Both heads over one padded grey batch (already on the device, in the networks' dtype).
+
+    ``valid`` is the unpadded render size: content statistics count only the features it covers.
+    """
+
+    model: DualGAN
+    dtype: torch.dtype
+    valid: tuple[int, int]
+    need_color: bool
+    style: StyleSpec | None
+    colour: ColourCondition
+    overlap: int
+    on_step: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fast and (self.need_color or self.style.adapter is not None):
+            raise ValueError("the fast style network repaints with style images only: trained styles and "
+                             "colourised colour need the full network")
+
+    @property
+    def fast(self) -> bool:
+        return self.style is not None and self.style.fast
+
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        until = "relu4_3" if self.need_color else "relu4_1"
+        # The record_function labels name the stages in ``python -m bench --profile``.
+        with record_function("dualgan.fast_encoder" if self.fast else "dualgan.encoder"):
+            encoder = fast_style_network(self.model).encoder if self.fast else self.model.encoder
+            return encoder(x, until=until)
+
+    def __call__(self, x: torch.Tensor, tile: int | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(ab at 1/2 scale, stylised RGB at 1/1), either None when not asked for; ``tile`` None or at
+        least the image's size: in one piece."""
+        if tile is None or max(x.shape[-2:]) <= tile:
+            return self.whole(x)
+        return self.tiled(x, tile)
+
+    def whole(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        feats = self.encode(x)
+        ab_half = decode_colour(self.model, feats, self.colour) if self.need_color else None
+        stylised = None
+        if self.style is not None:
+            fy, fx = valid_features(*self.valid)
+            content = feature_stats(feats["relu4_1"][:, :, :fy, :fx].float())
+            stylised = decode_style(self.model, feats["relu4_1"], content, self.style, self.dtype)
+        if self.on_step is not None:
+            self.on_step()
+        return ab_half, stylised
+
+    def tiled(self, x: torch.Tensor, tile: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Pass 1 encodes every tile once and decodes its colour; pass 2 decodes the style of the kept
+        features with the whole image's statistics."""
+        state = _TileFeatures()
+        tiling = dict(tile=tile, overlap=self.overlap, multiple=STRIDE, on_tile=self.on_step)
+        colour = tiled_map(partial(self._encode_tile, state), x, scales=[0.5] if self.need_color else [], **tiling)
+        ab_half = colour[0] if self.need_color else None
+        if self.style is None:
+            return ab_half, None
+        content = state.moments.stats()
+        stylised = tiled_map(partial(self._decode_tile, state, content), x, scales=[1.0], **tiling)[0]
+        return ab_half, stylised
+
+    def _encode_tile(self, state: _TileFeatures, piece: torch.Tensor, spans: tuple[Span, Span]) -> list[torch.Tensor]:
+        sy, sx = spans
+        feats = self.encode(piece)
+        ab_half = decode_colour(self.model, feats, self.colour) if self.need_color else None
+        if self.style is not None:
+            f = feats["relu4_1"]
+            state.kept[(sy.start, sx.start)] = f
+            # The pixels this tile alone accounts for, clipped to the unpadded image, at 1/8.
+            fy_valid, fx_valid = valid_features(*self.valid)
+            y0, y1 = sy.own_start // STRIDE, min(sy.own_stop // STRIDE, fy_valid)
+            x0, x1 = sx.own_start // STRIDE, min(sx.own_stop // STRIDE, fx_valid)
+            state.moments.add(f[:, :, y0 - sy.start // STRIDE : y1 - sy.start // STRIDE,
+                                x0 - sx.start // STRIDE : x1 - sx.start // STRIDE])
+        return [] if ab_half is None else [ab_half]
+
+    def _decode_tile(self, state: _TileFeatures, content: StyleCode, piece: torch.Tensor,
+                     spans: tuple[Span, Span]) -> list[torch.Tensor]:
+        relu4_1 = state.kept.pop((spans[0].start, spans[1].start))
+        return [decode_style(self.model, relu4_1, content, self.style, self.dtype)]
