@@ -10,13 +10,13 @@ Runs unchanged under ``torchrun`` (DDP; gloo on CPU, nccl on GPU).
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
-import json
 import logging
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -26,23 +26,29 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
-from gan_core.config import DualGANConfig, tiny_config
 from gan_core.encoder import VGGEncoder
 from gan_core.model import DualGAN
 from gan_core.style_codes import StyleCode, adain, feature_stats
 from gan_core.weights import save_weights
 
 from . import losses
-from .checkpoint import CHECKPOINT, check_resume_settings, load_checkpoint, remove_stale_temporaries, save_checkpoint
-from .data import CropDataset, make_loader, sample_seed
+from .amp import Amp
+from .data import CropDataset
 from .discriminator import PatchDiscriminator, lab_for_discriminator
+from .run import RunFolder, TrainingData, step_generator
 from .samples import save_sample_grid
 from .settings import BaseSettings
-from .vgg_weights import load_vgg_into
+from .warm_start import VGG16_WIDTHS, build_generator, describe_init
 
 logger = logging.getLogger(__name__)
 
-STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_1"]
+LOGGED = ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style")
+MAY_CHANGE_ON_RESUME = ("steps", "export", "workers")
+
+
+def untimed(part: str):
+    """The default step timer: times nothing (``train profile-step`` passes a real one)."""
+    return contextlib.nullcontext()
 
 
 class GeneratorStep(nn.Module):
@@ -54,11 +60,42 @@ class GeneratorStep(nn.Module):
 
     def forward(self, feats, palette, style_mean, style_std):
         logits = self.model.color_decoder(feats, palette)
-        f = feats["relu4_1"]
-        content = feature_stats(f)
-        target = adain(f, content, StyleCode(style_mean, style_std))
+        f = feats["relu4_1"].float()  # the AdaIN target is also the content loss's target: fp32
+        target = adain(f, feature_stats(f), StyleCode(style_mean, style_std))
         stylised = self.model.style_decoder(target)
         return logits, stylised, target
+
+
+class Batch(NamedTuple):
+    """A step's inputs and targets, computed without gradients."""
+
+    rgb: torch.Tensor
+    paint: torch.Tensor
+    lightness: torch.Tensor
+    grey: torch.Tensor
+    ab_half: torch.Tensor  # true chroma at the colour decoder's 1/2 scale
+    l_half: torch.Tensor
+    palette: torch.Tensor  # the photo's own ab histogram for a share of the batch, zero (no palette) elsewhere
+    style_taps: dict  # the paintings' loss-network taps relu1_2 .. relu4_1
+    code: StyleCode  # the paintings' relu4_1 statistics
+
+
+@dataclasses.dataclass
+class Networks:
+    model: DualGAN
+    loss_net: VGGEncoder  # a frozen copy of the encoder (the model's own may be fine-tuned)
+    d_color: PatchDiscriminator
+    d_style: PatchDiscriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+    @property
+    def modules(self) -> dict[str, nn.Module]:
+        return {"generator": self.model, "d_color": self.d_color, "d_style": self.d_style}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g": self.opt_g, "d": self.opt_d}
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -76,28 +113,6 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def init_generator(model: DualGAN, path: Path) -> None:
-    """Copy generator weights from a training checkpoint or an exported weights file (same architecture)."""
-    from safetensors import safe_open
-
-    from gan_core.weights import load_weights, read_header
-
-    from .checkpoint import CHECKPOINT_DTYPES
-
-    _, metadata = read_header(path, CHECKPOINT_DTYPES)
-    if metadata.get("dualgan.checkpoint") == "1":
-        with safe_open(str(path), framework="pt") as fh:
-            prefix = "mod.generator."
-            state = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
-    else:
-        source, _ = load_weights(path)
-        if source.config != model.config:
-            raise ValueError(f"{path.name} has another architecture than this run")
-        state = source.state_dict()
-    model.load_state_dict(state, strict=True)
-    logger.info("generator initialised from %s", path)
-
-
 def estimate_prior(dataset: CropDataset, grid, samples: int = 64) -> torch.Tensor:
     """Empirical ab bin frequencies over the first sample numbers (deterministic)."""
     counts = torch.zeros(grid.num_bins)
@@ -107,164 +122,188 @@ def estimate_prior(dataset: CropDataset, grid, samples: int = 64) -> torch.Tenso
     return counts / counts.sum()
 
 
-def build_model(settings: BaseSettings) -> DualGAN:
-    config = tiny_config() if settings.architecture == "tiny" else DualGANConfig()
-    if settings.architecture not in ("tiny", "default"):
-        raise ValueError(f"unknown architecture {settings.architecture!r}; use 'default' or 'tiny'")
-    return DualGAN(config)
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """Fail before training if the run folder cannot be written (or the disk is full)."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        with probe.open("wb") as fh:
-            fh.write(b"\0" * 1024 * 1024)
-            fh.flush()
-            os.fsync(fh.fileno())
-        probe.unlink()
-    except OSError as exc:
-        raise OSError(f"{run_dir}: the run folder cannot be written ({exc.strerror or exc}); choose another --run-dir") from None
-
-
-def train_base(settings: BaseSettings, resume: bool = False) -> Path:
-    rank, world, device = setup_distributed()
-    run_dir = Path(settings.run_dir)
-    if rank == 0:
-        check_run_dir(run_dir)
-        remove_stale_temporaries(run_dir)
-    torch.manual_seed(settings.seed)
-    model = build_model(settings)
-    if settings.vgg:
-        load_vgg_into(model.encoder, settings.vgg)
-    elif settings.architecture == "default":
-        raise ValueError("--vgg is required for the default architecture (make it with `python -m train import-vgg16 OUT`)")
-    if settings.init:
-        init_generator(model, Path(settings.init))
+def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device) -> Networks:
+    """The loss network, discriminators and optimisers around ``model`` (moved to ``device``)."""
     loss_net = VGGEncoder(model.config.vgg_widths)
     loss_net.load_state_dict(model.encoder.state_dict())
     loss_net.requires_grad_(False).eval().to(device)
     model.encoder.requires_grad_(settings.finetune_encoder)
     model.to(device)
-    grid = model.grid
-
-    photos = CropDataset(settings.photos, settings.crop, seed=settings.seed)
-    paintings = CropDataset(settings.styles, settings.crop, scales=(0.2, 0.8), seed=settings.seed + 1)
-    class_weights = losses.rebalancing_weights(estimate_prior(photos, grid), bins_per_axis=grid.bins_per_axis).to(device)
-
-    d_color = PatchDiscriminator(3, 64 if settings.architecture == "default" else 8).to(device)
-    d_style = PatchDiscriminator(3, 64 if settings.architecture == "default" else 8).to(device)
-    gen = GeneratorStep(model)
+    d_width = 64 if model.config.vgg_widths == VGG16_WIDTHS else 8
+    d_color = PatchDiscriminator(3, d_width).to(device)
+    d_style = PatchDiscriminator(3, d_width).to(device)
     gen_params = list(model.color_decoder.parameters()) + list(model.style_decoder.parameters())
     groups = [{"params": gen_params, "lr": settings.lr_g}]
     if settings.finetune_encoder:
         groups.append({"params": list(model.encoder.parameters()), "lr": settings.lr_encoder})
     opt_g = torch.optim.Adam(groups, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(list(d_color.parameters()) + list(d_style.parameters()), lr=settings.lr_d, betas=(0.5, 0.99))
-    modules = {"generator": model, "d_color": d_color, "d_style": d_style}
-    optimizers = {"g": opt_g, "d": opt_d}
+    return Networks(model, loss_net, d_color, d_style, opt_g, opt_d)
 
-    start = 0
-    ckpt = run_dir / CHECKPOINT
-    if resume and ckpt.exists():
-        check_resume_settings(ckpt, dataclasses.asdict(settings), may_change=("steps", "export", "workers"))
-        meta = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)
-        start = int(meta["step"])
-        logger.info("resumed from %s at step %d", ckpt, start)
-    elif ckpt.exists() and rank == 0:
-        raise FileExistsError(f"{ckpt} exists; pass --resume to continue it or choose a new --run-dir")
 
-    wrap = (lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)) if world > 1 else (lambda m: m)
-    gen_w, d_color_w, d_style_w = wrap(gen), wrap(d_color), wrap(d_style)
-    photo_loader = make_loader(photos, batch_size=settings.batch, start_step=start, total_steps=settings.steps, rank=rank, world=world, workers=settings.workers)
-    paint_loader = make_loader(paintings, batch_size=settings.batch, start_step=start, total_steps=settings.steps, rank=rank, world=world, workers=settings.workers)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.amp and device.type == "cuda")
+class BaseTrainer:
+    """One training step of ``train base`` on prepared networks (wrapped in DDP when ``world`` > 1)."""
 
-    log_path = run_dir / "losses.csv"
-    log_file = log_writer = None
-    if rank == 0:
-        new_log = not log_path.exists() or start == 0
-        log_file = log_path.open("w" if new_log else "a", newline="")
-        log_writer = csv.writer(log_file)
-        if new_log:
-            log_writer.writerow(["step", "seconds", "ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style"])
-        (run_dir / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2))
-    model.train()
-    if not settings.finetune_encoder:
-        model.encoder.eval()
-    bar = tqdm(total=settings.steps, initial=start, disable=rank != 0, desc="base", dynamic_ncols=True)
-    t0 = time.time()
-    step = start
-    for step, (rgb, paint) in enumerate(zip(photo_loader, paint_loader), start=start):
-        rng = torch.Generator().manual_seed(sample_seed(settings.seed, -(10**9) - step))
-        rgb, paint = rgb.to(device), paint.to(device)
-        with torch.no_grad():
+    def __init__(self, settings: BaseSettings, nets: Networks, class_weights: torch.Tensor, device: torch.device,
+                 world: int = 1, timer=untimed) -> None:
+        self.settings, self.nets, self.class_weights, self.device = settings, nets, class_weights, device
+        wrap = (lambda m: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)) if world > 1 else (lambda m: m)
+        self.gen = wrap(GeneratorStep(nets.model))
+        self.d_color, self.d_style = wrap(nets.d_color), wrap(nets.d_style)
+        self.amp = Amp(device, settings.amp)
+        self.timer = timer
+
+    def train_mode(self) -> None:
+        self.nets.model.train()
+        if not self.settings.finetune_encoder:
+            self.nets.model.encoder.eval()
+
+    @torch.no_grad()
+    def prepare(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> Batch:
+        grid = self.nets.model.grid
+        rgb, paint = rgb.to(self.device), paint.to(self.device)
+        with self.timer("inputs"):
             lab = rgb_to_lab(rgb)
             lightness, ab_true = lab[:, :1], lab[:, 1:]
-            grey = grey_rgb_from_lightness(lightness)
-            style_feats = loss_net(paint, until="relu4_1")
-            code = feature_stats(style_feats["relu4_1"])
-            ab_half = F.avg_pool2d(ab_true, 2)
-            l_half = F.avg_pool2d(lightness, 2)
             palette = grid.histogram(F.avg_pool2d(ab_true, 4))
-            keep = (torch.rand(rgb.shape[0], 1, generator=rng) < settings.palette_prob).to(device)
-            palette = palette * keep
-        adversarial = step >= settings.adv_start
-        with autocast:
-            with torch.set_grad_enabled(settings.finetune_encoder):
-                feats = model.encoder(grey)
-            logits, stylised, target = gen_w(feats, palette, code.mean, code.std)
+            keep = torch.rand(rgb.shape[0], 1, generator=step_generator(self.settings.seed, step)) < self.settings.palette_prob
+            palette = palette * keep.to(self.device)
+        with self.timer("loss network"), self.amp.autocast():
+            taps = self.nets.loss_net(paint, until="relu4_1")
+        taps = {k: v.float() for k, v in taps.items()}
+        return Batch(rgb, paint, lightness, grey_rgb_from_lightness(lightness), F.avg_pool2d(ab_true, 2),
+                     F.avg_pool2d(lightness, 2), palette, taps, feature_stats(taps["relu4_1"]))
+
+    def generator_losses(self, b: Batch, adversarial: bool) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """(losses, predicted ab at 1/2 scale, stylised photos) with the generator's graph."""
+        s, model = self.settings, self.nets.model
+        with self.amp.autocast():
+            with self.timer("frozen encoder"), torch.set_grad_enabled(s.finetune_encoder):
+                feats = model.encoder(b.grey)
+            with self.timer("generator heads"):
+                logits, stylised, target = self.gen(feats, b.palette, b.code.mean, b.code.std)
+            with self.timer("loss network"):
+                out_taps = self.nets.loss_net(stylised, until="relu4_1")
+        with self.timer("losses"):
             ab_pred = model.ab_from_logits(logits.float())
-            out_feats = loss_net(stylised, until="relu4_1")
             parts = {
-                "ce": losses.chroma_cross_entropy(logits, ab_half, grid, class_weights),
-                "hist": losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(ab_half, 2), grid),
-                "content": losses.content_loss(out_feats, {"relu4_1": target.detach()}, ["relu4_1"]),
-                "style": losses.style_loss(out_feats, style_feats, STYLE_LAYERS),
-                "tv": losses.total_variation(stylised),
+                "ce": losses.chroma_cross_entropy(logits, b.ab_half, model.grid, self.class_weights),
+                "hist": losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(b.ab_half, 2), model.grid),
+                "content": losses.content_loss(out_taps, {"relu4_1": target.detach()}, ["relu4_1"]),
+                "style": losses.style_loss(out_taps, b.style_taps, losses.STYLE_LAYERS),
+                "tv": losses.total_variation(stylised.float()),
             }
-            if adversarial:
-                parts["adv_color"] = losses.g_loss(d_color_w(lab_for_discriminator(l_half, ab_pred)), settings.gan)
-                parts["adv_style"] = losses.g_loss(d_style_w(stylised * 2 - 1), settings.gan)
-            loss_g = sum(getattr(settings, f"lambda_{k}") * v for k, v in parts.items())
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
         if adversarial:
-            with autocast:
-                real_c = lab_for_discriminator(l_half, ab_half)
-                fake_c = lab_for_discriminator(l_half, ab_pred.detach())
-                parts["d_color"] = losses.d_loss(d_color_w(real_c), d_color_w(fake_c), settings.gan)
-                parts["d_style"] = losses.d_loss(d_style_w(paint * 2 - 1), d_style_w(stylised.detach() * 2 - 1), settings.gan)
-            opt_d.zero_grad(set_to_none=True)
-            (parts["d_color"] + parts["d_style"]).backward()
-            opt_d.step()
+            # The discriminators' own (unwrapped, frozen) forward: the generator's loss needs their input
+            # gradients only, and a DDP wrapper would expect their weight gradients.
+            with self.timer("discriminators"), frozen(self.nets.d_color, self.nets.d_style), self.amp.autocast():
+                fake_color = self.nets.d_color(lab_for_discriminator(b.l_half, ab_pred))
+                fake_style = self.nets.d_style(stylised * 2 - 1)
+            parts["adv_color"] = losses.g_loss(fake_color.float(), s.gan)
+            parts["adv_style"] = losses.g_loss(fake_style.float(), s.gan)
+        return parts, ab_pred, stylised
+
+    def discriminator_losses(self, b: Batch, ab_pred: torch.Tensor, stylised: torch.Tensor) -> dict:
+        gan = self.settings.gan
+        with self.timer("discriminators"), self.amp.autocast():
+            real_c = self.d_color(lab_for_discriminator(b.l_half, b.ab_half))
+            fake_c = self.d_color(lab_for_discriminator(b.l_half, ab_pred.detach()))
+            real_s = self.d_style(b.paint * 2 - 1)
+            fake_s = self.d_style(stylised.detach() * 2 - 1)
+        return {"d_color": losses.d_loss(real_c.float(), fake_c.float(), gan),
+                "d_style": losses.d_loss(real_s.float(), fake_s.float(), gan)}
+
+    def step(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> tuple[dict, Batch, torch.Tensor, torch.Tensor]:
+        """One optimisation step of the generator (and, once adversarial, the discriminators)."""
+        s, nets = self.settings, self.nets
+        b = self.prepare(rgb, paint, step)
+        adversarial = step >= s.adv_start
+        parts, ab_pred, stylised = self.generator_losses(b, adversarial)
+        loss_g = sum(getattr(s, f"lambda_{k}") * v for k, v in parts.items())
+        self._optimise(loss_g, nets.opt_g)
+        if adversarial:
+            d_parts = self.discriminator_losses(b, ab_pred, stylised)
+            self._optimise(d_parts["d_color"] + d_parts["d_style"], nets.opt_d)
+            parts.update(d_parts)
+        return parts, b, ab_pred.detach(), stylised.detach()
+
+    def _optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        with self.timer("optimiser"):
+            optimizer.zero_grad(set_to_none=True)
+        with self.timer("backward"):
+            self.amp.backward(loss)
+        with self.timer("optimiser"):
+            self.amp.step(optimizer)
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """No weight gradients for ``modules`` inside (inputs still get theirs)."""
+    flags = [[p.requires_grad for p in m.parameters()] for m in modules]
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, fl in zip(modules, flags):
+            for p, f in zip(m.parameters(), fl):
+                p.requires_grad_(f)
+
+
+def make_trainer(settings: BaseSettings, data: TrainingData, run: RunFolder | None, *, resume: bool, device: torch.device,
+                 world: int = 1, timer=untimed) -> tuple[BaseTrainer, int]:
+    """The trainer of a run, and the step it starts at (its checkpoint's on ``resume``)."""
+    torch.manual_seed(settings.seed)
+    resuming = run is not None and resume and run.checkpoint.exists()
+    model = build_generator(settings, run.checkpoint if resuming else None)
+    nets = build_networks(settings, model, device)
+    start = run.start(resume, modules=nets.modules, optimizers=nets.optimizers) if run is not None else 0
+    prior = estimate_prior(data.photos, model.grid)
+    weights = losses.rebalancing_weights(prior, bins_per_axis=model.grid.bins_per_axis).to(device)
+    return BaseTrainer(settings, nets, weights, device, world, timer), start
+
+
+def train_base(settings: BaseSettings, resume: bool = False) -> Path:
+    rank, world, device = setup_distributed()
+    run = RunFolder(settings.run_dir, settings, may_change=MAY_CHANGE_ON_RESUME, rank=rank)
+    data = TrainingData(settings)
+    trainer, start = make_trainer(settings, data, run, resume=resume, device=device, world=world)
+    log = run.open_log(list(LOGGED), start)
+    logger.info("train base: %s on %s, from step %d of %d", trainer.amp.name, device, start, settings.steps)
+    trainer.train_mode()
+    bar = tqdm(total=settings.steps, initial=start, disable=rank != 0, desc="base", dynamic_ncols=True)
+    t0 = time.time()
+    batches = data.batches(start=start, stop=settings.steps, rank=rank, world=world)
+    for step, (rgb, paint) in enumerate(batches, start=start):
+        parts, batch, ab_pred, stylised = trainer.step(rgb, paint, step)
         done = step + 1
         if rank == 0:
             bar.update(1)
-            if done % settings.log_every == 0 or done == settings.steps:
-                values = {k: float(v.detach()) for k, v in parts.items()}
-                bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values['style']:.3f}")
-                log_writer.writerow([done, round(time.time() - t0, 2)] + [f"{values[k]:.5f}" if k in values else "" for k in
-                                    ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style")])
-                log_file.flush()
-            if settings.sample_every and (done % settings.sample_every == 0 or done == settings.steps):
-                save_sample_grid(run_dir / f"samples_{done:06d}.png", grey, lightness, ab_pred.detach(), rgb, stylised.detach(), paint)
+            _log_and_sample(settings, run, log, done, time.time() - t0, parts, batch, ab_pred, stylised, bar)
         if done % settings.checkpoint_every == 0 or done == settings.steps:
-            if rank == 0:
-                save_checkpoint(ckpt, modules=modules, optimizers=optimizers, meta={"step": done, "settings": dataclasses.asdict(settings)})
+            run.save(done, modules=trainer.nets.modules, optimizers=trainer.nets.optimizers,
+                     config=trainer.nets.model.config.to_json())
             if world > 1:
                 dist.barrier()
     bar.close()
-    if log_file is not None:
-        log_file.close()
+    if log is not None:
+        log.close()
     if rank == 0 and settings.export:
-        export_from_model(model, settings, Path(settings.export), steps=step + 1)
+        export_from_model(trainer.nets.model, settings, Path(settings.export), steps=settings.steps)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return ckpt
+    return run.checkpoint
+
+
+def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, stylised, bar) -> None:
+    if done % settings.log_every == 0 or done == settings.steps:
+        values = {k: float(v.detach()) for k, v in parts.items()}
+        bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values['style']:.3f}")
+        log.write({"step": done, "seconds": f"{seconds:.2f}", **values})
+    if settings.sample_every and (done % settings.sample_every == 0 or done == settings.steps):
+        save_sample_grid(run.dir / f"samples_{done:06d}.png", batch.grey, batch.lightness, ab_pred, batch.rgb, stylised,
+                         batch.paint)
 
 
 def training_summary(settings: BaseSettings, steps: int) -> dict:
@@ -277,9 +316,10 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
         "crop": settings.crop,
         "gan": settings.gan,
         "adv_start": settings.adv_start,
-        "init": str(settings.init) if settings.init else None,
+        "init": describe_init(settings.init) if settings.init else None,
         "finetune_encoder": settings.finetune_encoder,
         "lambdas": settings.lambdas,
+        "amp": settings.amp,
     }
     if manifest.exists():
         summary["data_manifest"] = str(manifest)

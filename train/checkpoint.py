@@ -3,7 +3,7 @@
 Written atomically (temporary file, fsync, rename; ``gan_core.weights.atomic_save_safetensors``), so
 a run killed mid-write leaves the previous checkpoint intact. Optimiser state is flattened to
 tensors ``opt.<name>.<param index>.<field>`` plus its param_groups as JSON; scalars go to metadata.
-Randomness needs no saving: every random choice in the loop is seeded by (seed, step).
+Randomness needs no saving: every random choice in the loop is seeded by (seed, step) (``train.run``).
 """
 
 from __future__ import annotations
@@ -20,22 +20,6 @@ CHECKPOINT_DTYPES = frozenset({"F16", "BF16", "F32", "F64", "I64", "I32", "U8", 
 CHECKPOINT = "checkpoint.safetensors"  # the one checkpoint of a run folder, overwritten in place
 
 
-def remove_stale_temporaries(run_dir: Path) -> None:
-    """A run killed while writing a checkpoint leaves its temporary file; the checkpoint itself is
-    always the last complete one (write, fsync, rename), so the leftovers just go."""
-    for stale in run_dir.glob(f".{CHECKPOINT}.*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
-def check_resume_settings(path: str | Path, settings: dict, may_change: tuple[str, ...]) -> None:
-    """Refuse to resume the checkpoint at ``path`` with settings other than those it was started
-    with, except the fields in ``may_change``."""
-    saved = read_checkpoint_meta(path).get("settings", {})
-    changed = sorted(k for k, v in saved.items() if k not in may_change and settings.get(k) != v)
-    if changed:
-        raise ValueError(f"{path}: the run was started with other settings ({', '.join(changed)}); resume with the same ones")
-
-
 def _optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
     state = opt.state_dict()
     tensors = {}
@@ -46,7 +30,8 @@ def _optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
     return tensors, state["param_groups"]
 
 
-def save_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer], meta: dict) -> None:
+def save_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                    meta: dict) -> None:
     tensors: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         for key, value in module.state_dict().items():
@@ -64,6 +49,13 @@ def read_checkpoint_meta(path: str | Path) -> dict:
     if metadata.get("dualgan.checkpoint") != "1":
         raise ValueError(f"{Path(path).name} is not a DualGAN training checkpoint")
     return json.loads(metadata["meta"])
+
+
+def read_module_state(path: str | Path, name: str) -> dict[str, torch.Tensor]:
+    """The state dict a checkpoint holds for its module ``name`` (e.g. "generator")."""
+    prefix = f"mod.{name}."
+    with safe_open(str(path), framework="pt", device="cpu") as fh:
+        return {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
 
 
 def load_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:

@@ -31,38 +31,31 @@ def _style(args) -> int:
     out = train_style(
         base=args.base, painting=args.style, name=args.name, content=args.content, out=args.out, into_model=args.into_model,
         steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, source=args.source, licence=args.licence, seed=args.seed,
+        amp=args.amp,
     )
     print(f"wrote {out}")
     return 0
 
 
 def _export(args) -> int:
-    import torch
+    from gan_core.model import DualGAN
+    from gan_core.precision import DTYPES
 
-    from .base import build_model, export_from_model
-    from .checkpoint import read_checkpoint_meta
+    from .base import export_from_model
+    from .checkpoint import read_checkpoint_meta, read_module_state
+    from .warm_start import checkpoint_config
 
     meta = read_checkpoint_meta(args.checkpoint)
     settings = BaseSettings(**meta["settings"])
-    model = build_model(settings)
-    _load_generator(args.checkpoint, model)
+    model = DualGAN(checkpoint_config(args.checkpoint))
+    model.load_state_dict(read_module_state(args.checkpoint, "generator"), strict=True)
     if args.temperature is not None:
         # Decoding only: the annealed mean's temperature trades vividness (low) against the mean's
         # safer, browner colours (high); no weight depends on it.
         model.config = dataclasses.replace(model.config, annealed_temperature=args.temperature)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    export_from_model(model, settings, args.out, steps=int(meta["step"]), dtype=dtype)
+    export_from_model(model, settings, args.out, steps=int(meta["step"]), dtype=DTYPES[args.dtype])
     print(f"exported {args.out} (step {meta['step']}, {args.dtype})")
     return 0
-
-
-def _load_generator(path, model) -> None:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        prefix = "mod.generator."
-        state = {k[len(prefix):]: fh.get_tensor(k) for k in fh.keys() if k.startswith(prefix)}
-    model.load_state_dict(state, strict=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,12 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="", help="where the painting comes from (stored with the style)")
     p.add_argument("--licence", default="unknown", help="the painting's licence (stored with the style)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="bf16 autocast on a CPU with native bf16 (default); --no-amp: fp32")
     p.set_defaults(func=_style)
 
     p = sub.add_parser("export", help="export a training checkpoint to the DualGAN weights format")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out", type=Path)
-    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16")
+    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default="fp16", help="the stored weights' type")
     p.add_argument("--temperature", type=float, help="annealed-mean temperature stored in the file (0 < T <= 1; default: keep 0.38)")
     p.set_defaults(func=_export)
     return parser
@@ -107,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args) or 0)
+        result = args.func(args)  # a subcommand's exit status, or a line to print on success
+        if isinstance(result, str):
+            print(result)
+            return 0
+        return int(result or 0)
     except (ValueError, FileNotFoundError, FileExistsError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """``python -m train distill``: distil a fast style network from a trained model's style path.
 
-The full style path is VGG16 to relu4_1 (1.34 s of a 2.20 s 1024² Style Transfer on two CPU cores,
+The full style path is VGG16 to relu4_1 (most of a Style Transfer's time on a CPU,
 ``python -m bench --jobs stylize --profile``) plus the style decoder. The student is the same shape
 with far fewer channels (``gan_core.model.FastStyle``): a VGG-shaped encoder whose relu4_1 keeps the
 teacher's 512 channels, and a narrow decoder. Both learn from the teacher alone, on crops of photos
@@ -18,9 +18,7 @@ Checkpoints are atomic and a resumed run continues exactly (every random choice 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -38,16 +36,9 @@ from gan_core.style_codes import StyleCode, feature_stats, stylize_features
 from gan_core.weights import inspect_weights, load_weights, save_weights
 
 from . import losses
-from .base import STYLE_LAYERS, check_run_dir
-from .checkpoint import (
-    CHECKPOINT,
-    check_resume_settings,
-    load_checkpoint,
-    read_checkpoint_meta,
-    remove_stale_temporaries,
-    save_checkpoint,
-)
-from .data import CropDataset, make_loader, sample_seed
+from .amp import Amp
+from .checkpoint import load_checkpoint, read_checkpoint_meta
+from .run import RunFolder, TrainingData, step_generator
 from .settings import add_settings_arguments, settings_from_args
 
 logger = logging.getLogger(__name__)
@@ -77,6 +68,8 @@ class DistillSettings:
     init: str = ""  # start the fast network from another distillation checkpoint
     seed: int = 0
     workers: int = 2
+    amp: bool = True  # the teacher's passes in bf16 where the CPU has it natively (train.amp)
+    cache_images: bool = True  # keep the decoded, reduced images in memory
     log_every: int = 10
     checkpoint_every: int = 100
     extra: dict = dataclasses.field(default_factory=dict)
@@ -113,8 +106,7 @@ def learning_rate(settings: DistillSettings, step: int) -> float:
 
 def he_init(module: nn.Module) -> None:
     """He-normal convolutions, zero biases: activations keep their scale through the layers. With
-    PyTorch's default the student's relu4_1 came out ~100x smaller than its target and learnt slowly
-    (relative feature error 0.73 after 60 steps on one batch, against 0.47 with this)."""
+    PyTorch's default the student's relu4_1 comes out ~100x smaller than its target and learns slowly."""
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
@@ -142,115 +134,110 @@ class TeacherOutputs(NamedTuple):
     target: torch.Tensor  # the AdaIN target in VGG16 units (for the content loss)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on the CPU: the VGG16 passes are most of a step (the loss network keeps its
-    gradients through it)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu")
-
-
 @torch.no_grad()
-def teacher_pass(teacher: DualGAN, grey: torch.Tensor, paint: torch.Tensor, strength: float) -> TeacherOutputs:
-    """Everything the student learns from, from one teacher pass over the batch."""
+def teacher_pass(teacher: DualGAN, grey: torch.Tensor, paint: torch.Tensor, strength: float, amp: Amp) -> TeacherOutputs:
+    """Everything the student learns from, from one teacher pass over the batch. The paintings are
+    training crops, encoded whole: their taps feed the style loss and their relu4_1 the feature loss."""
     scale = teacher.config.style_input_scale
-    with autocast(grey.device):
+    with amp.autocast():
         f_content = teacher.encoder(grey, until="relu4_1")["relu4_1"].float()
         paint_taps = {k: v.float() for k, v in teacher.encoder(paint, until="relu4_1").items()}
-        f_paint = paint_taps["relu4_1"]
-        target = stylize_features(f_content, feature_stats(f_content), feature_stats(f_paint), strength)
+    f_paint = paint_taps["relu4_1"]
+    target = stylize_features(f_content, feature_stats(f_content), feature_stats(f_paint), strength)
+    with amp.autocast():
         image = teacher.style_decoder(target).float()
     return TeacherOutputs(f_content * scale, f_paint * scale, image, paint_taps, target)
 
 
-def distill(settings: DistillSettings, resume: bool = False) -> Path:
-    run_dir = Path(settings.run_dir)
-    check_run_dir(run_dir)
-    remove_stale_temporaries(run_dir)
-    if not settings.teacher or not settings.photos or not settings.styles:
-        raise ValueError("--teacher (a DualGAN weights file), --photos and --styles (folders of images) are required")
-    encoder_widths = parse_widths(settings.encoder_widths, "encoder-widths")
-    decoder_widths = parse_widths(settings.decoder_widths, "decoder-widths")
-    torch.manual_seed(settings.seed)
-    teacher, info = load_weights(settings.teacher)
-    teacher.requires_grad_(False).eval()
-    model = with_fast_style(teacher, encoder_widths, decoder_widths)
-    he_init(model.fast_style)
-    if settings.init:
-        load_checkpoint(settings.init, modules={"fast_style": model.fast_style}, optimizers={})
-        logger.info("fast style network initialised from %s", settings.init)
-    # channels_last: the student's thin convolutions ran a training step in 2.7 s instead of 3.8 s.
-    fast = model.fast_style.train().to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(fast.parameters(), lr=settings.lr)
+class Distiller:
+    """The teacher (frozen), the student (the model's fast style network) and its optimiser."""
 
-    ckpt = run_dir / CHECKPOINT
-    start = 0
-    if resume and ckpt.exists():
-        check_resume_settings(ckpt, dataclasses.asdict(settings), may_change=("workers", "export", "stop_at"))
-        start = int(load_checkpoint(ckpt, modules={"fast_style": fast}, optimizers={"fast": opt})["step"])
-        logger.info("resumed from %s at step %d", ckpt, start)
-    elif ckpt.exists():
-        raise FileExistsError(f"{ckpt} exists; pass --resume to continue it or choose a new --run-dir")
+    def __init__(self, settings: DistillSettings) -> None:
+        self.settings = settings
+        encoder_widths = parse_widths(settings.encoder_widths, "encoder-widths")
+        decoder_widths = parse_widths(settings.decoder_widths, "decoder-widths")
+        torch.manual_seed(settings.seed)
+        self.teacher, _ = load_weights(settings.teacher)
+        self.teacher.requires_grad_(False).eval()
+        model = with_fast_style(self.teacher, encoder_widths, decoder_widths)
+        he_init(model.fast_style)
+        if settings.init:
+            load_checkpoint(settings.init, modules={"fast_style": model.fast_style}, optimizers={})
+            logger.info("fast style network initialised from %s", settings.init)
+        # channels_last: oneDNN runs the student's thin convolutions faster in it on the CPU.
+        self.fast = model.fast_style.train().to(memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.fast.parameters(), lr=settings.lr)
+        self.amp = Amp(torch.device("cpu"), settings.amp)  # the teacher's passes; the student trains in fp32
 
-    photos = CropDataset(settings.photos, settings.crop, seed=settings.seed)
-    paintings = CropDataset(settings.styles, settings.crop, scales=(0.2, 0.8), seed=settings.seed + 1)
-    stop = min(settings.steps, settings.stop_at) if settings.stop_at > 0 else settings.steps
-    loaders = [make_loader(d, batch_size=settings.batch, start_step=start, total_steps=stop, rank=0, world=1,
-                           workers=settings.workers) for d in (photos, paintings)]
-    log_path = run_dir / "losses.csv"
-    new_log = start == 0 or not log_path.exists()
-    log_file = log_path.open("w" if new_log else "a", newline="")
-    log = csv.writer(log_file)
-    if new_log:
-        log.writerow(["step", "seconds", *LOGGED, "lr"])
-    (run_dir / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2))
-    bar = tqdm(total=settings.steps, initial=start, desc="distill", dynamic_ncols=True)
-    t0 = time.time()
-    for step, (rgb, paint) in enumerate(zip(*loaders), start=start):
-        rng = torch.Generator().manual_seed(sample_seed(settings.seed, -(10**9) - step))
-        full = float(torch.rand((), generator=rng)) < settings.full_strength_prob
+    @property
+    def modules(self) -> dict:
+        return {"fast_style": self.fast}
+
+    @property
+    def optimizers(self) -> dict:
+        return {"fast": self.opt}
+
+    def step(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        s, fast = self.settings, self.fast
+        rng = step_generator(s.seed, step)
+        full = float(torch.rand((), generator=rng)) < s.full_strength_prob
         strength = 1.0 if full else float(torch.rand((), generator=rng))
-        for group in opt.param_groups:  # a function of the step alone, so a resume needs no scheduler state
-            group["lr"] = learning_rate(settings, step)
+        for group in self.opt.param_groups:  # a function of the step alone, so a resume needs no scheduler state
+            group["lr"] = learning_rate(s, step)
         grey = grey_rgb_from_lightness(luminance(rgb)).contiguous(memory_format=torch.channels_last)
         paint = paint.contiguous(memory_format=torch.channels_last)
-        t = teacher_pass(teacher, grey, paint, strength)
+        t = teacher_pass(self.teacher, grey, paint, strength, self.amp)
         s_content = fast.encoder(grey, until="relu4_1")["relu4_1"]
         s_paint = fast.encoder(paint, until="relu4_1")["relu4_1"]
         s_code, s_paint_code = feature_stats(s_content), feature_stats(s_paint)
         # End to end: the image loss also shapes the encoder, so its few channels keep what the decoder
-        # needs (a run whose decoder only read detached features gave sepia, blotchy pictures at step 500).
+        # needs (a decoder that only reads detached features gives sepia, blotchy pictures).
         s_image = fast.decoder(stylize_features(s_content, s_code, s_paint_code, strength))
         parts = {
             "features": losses.relative_mse(s_content, t.content) + losses.relative_mse(s_paint, t.paint),
             "stats": stats_error(s_code, feature_stats(t.content)) + stats_error(s_paint_code, feature_stats(t.paint)),
             "image": image_error(s_image, t.image),
         }
-        if settings.lambda_style or settings.lambda_content:
+        if s.lambda_style or s.lambda_content:
             # The trainer's own losses on the student's picture, through the teacher's encoder as the
             # loss network: what the teacher's decoder was trained with, and what `train eval` scores.
-            with autocast(grey.device):
-                out_feats = teacher.encoder(s_image, until="relu4_1")
-            parts["style"] = losses.style_loss(out_feats, t.paint_taps, STYLE_LAYERS)
+            with self.amp.autocast():
+                out_feats = self.teacher.encoder(s_image, until="relu4_1")
+            parts["style"] = losses.style_loss(out_feats, t.paint_taps, losses.STYLE_LAYERS)
             parts["content"] = losses.content_loss(out_feats, {"relu4_1": t.target}, ["relu4_1"])
-        loss = sum(getattr(settings, f"lambda_{k}") * v for k, v in parts.items())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = sum(getattr(s, f"lambda_{k}") * v for k, v in parts.items())
+        self.opt.zero_grad(set_to_none=True)
+        self.amp.backward(loss)
+        self.amp.step(self.opt)
+        return parts
+
+
+def distill(settings: DistillSettings, resume: bool = False) -> Path:
+    run = RunFolder(settings.run_dir, settings, may_change=("workers", "export", "stop_at"))
+    if not settings.teacher or not settings.photos or not settings.styles:
+        raise ValueError("--teacher (a DualGAN weights file), --photos and --styles (folders of images) are required")
+    trainer = Distiller(settings)
+    start = run.start(resume, modules=trainer.modules, optimizers=trainer.optimizers)
+    stop = min(settings.steps, settings.stop_at) if settings.stop_at > 0 else settings.steps
+    batches = TrainingData(settings).batches(start=start, stop=stop)
+    log = run.open_log([*LOGGED, "lr"], start)
+    bar = tqdm(total=settings.steps, initial=start, desc="distill", dynamic_ncols=True)
+    t0 = time.time()
+    for step, (rgb, paint) in enumerate(batches, start=start):
+        parts = trainer.step(rgb, paint, step)
         done = step + 1
         bar.update(1)
         if done % settings.log_every == 0 or done == settings.steps:
             values = {k: float(v.detach()) for k, v in parts.items()}
             bar.set_postfix(features=f"{values['features']:.3f}", image=f"{values['image']:.3f}")
-            log.writerow([done, round(time.time() - t0, 1)] + [f"{values[k]:.5f}" if k in values else "" for k in LOGGED]
-                         + [f"{learning_rate(settings, step):.6f}"])
-            log_file.flush()
+            log.write({"step": done, "seconds": f"{time.time() - t0:.1f}", **values, "lr": f"{learning_rate(settings, step):.6f}"})
         if done % settings.checkpoint_every == 0 or done == stop:
-            save_checkpoint(ckpt, modules={"fast_style": fast}, optimizers={"fast": opt},
-                            meta={"step": done, "settings": dataclasses.asdict(settings)})
+            run.save(done, modules=trainer.modules, optimizers=trainer.optimizers)
     bar.close()
-    log_file.close()
+    log.close()
     if settings.export and stop == settings.steps:
-        export_fast(ckpt, settings.teacher, settings.export)
-    return ckpt
+        export_fast(run.checkpoint, settings.teacher, settings.export)
+    return run.checkpoint
 
 
 def export_fast(checkpoint: str | Path, teacher_path: str | Path, out: str | Path) -> Path:
@@ -282,12 +269,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=_export)
 
 
-def _run(args) -> int:
-    ckpt = distill(settings_from_args(args, DistillSettings), resume=args.resume)
-    print(f"checkpoint: {ckpt}")
-    return 0
+def _run(args) -> str:
+    return f"checkpoint: {distill(settings_from_args(args, DistillSettings), resume=args.resume)}"
 
 
-def _export(args) -> int:
-    print(f"wrote {export_fast(args.checkpoint, args.teacher, args.out)}")
-    return 0
+def _export(args) -> str:
+    return f"wrote {export_fast(args.checkpoint, args.teacher, args.out)}"

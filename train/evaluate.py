@@ -30,7 +30,7 @@ from gan_core.geometry import pad_for_network, resize
 from gan_core.weights import load_weights
 
 from . import losses, metrics
-from .base import STYLE_LAYERS
+from .losses import STYLE_LAYERS
 from .data import load_rgb
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ from einops import rearrange
 
 from gan_core.chroma import AbGrid
 
+STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_1"]  # the VGG16 taps the style loss compares
+
 
 def relative_mse(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """|p - t|^2 / |t|^2 (per element means), in float32."""

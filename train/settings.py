@@ -14,8 +14,9 @@ class BaseSettings:
     photos: str = ""
     styles: str = ""
     run_dir: str = "runs/base"
-    vgg: str = ""
-    architecture: str = "default"  # "default" (VGG16 widths) or "tiny" (tests and smoke runs)
+    vgg: str = ""  # the encoder's VGG16 weights (`train import-vgg16`); not with --init, whose file has the encoder
+    architecture: str = "default"  # "default" (VGG16 widths) or "tiny" (tests and smoke runs); --init: the file's
+    model_config: dict = field(default_factory=dict)  # config fields to change (JSON), e.g. {"guided": true}
     steps: int = 3000
     batch: int = 4
     crop: int = 128
@@ -35,18 +36,30 @@ class BaseSettings:
     palette_prob: float = 0.3
     seed: int = 0
     workers: int = 2
-    amp: bool = True  # bf16 autocast, on GPU only
+    amp: bool = True  # autocast where it is fast (train.amp): bf16 on a CPU with native bf16, bf16/fp16 on CUDA
+    cache_images: bool = True  # keep the decoded, reduced images in memory instead of decoding every sample
     log_every: int = 10
     sample_every: int = 250
     checkpoint_every: int = 200
     export: str = ""  # also export the final weights here (fp16)
-    init: str = ""  # start the generator from a training checkpoint or a DualGAN weights file
+    init: str = ""  # start from a DualGAN weights file or a checkpoint (train.warm_start: across architectures)
     licence: str = "see README model card"
     extra: dict = field(default_factory=dict)
 
     @property
     def lambdas(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.startswith("lambda_")}
+
+
+def json_object(text: str) -> dict:
+    """An argparse type: a JSON object such as '{"guided": true}'."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"guided\": true}}', got {text!r}")
+    return value
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, cls=BaseSettings) -> None:
@@ -58,6 +71,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls=BaseSettings) ->
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif f.type in ("dict", dict):
+            parser.add_argument(flag, type=json_object, default=None, help="a JSON object")
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
             parser.add_argument(flag, type=kind, default=None, help=f"(default {f.default!r})")

