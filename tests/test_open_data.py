@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
-from train.open_data import Record, Writer, parse_board, parse_credits, reassemble
+from train.open_data import (EVAL_PAINTINGS, Record, Writer, add_paintings, add_photo_packages, desktop_fields, kphotoalbum_angles,
+                             parse_board, parse_credits, reassemble, upright, write_manifest)
 from train.qt_resources import RccError, iter_files
 
 
@@ -83,3 +86,122 @@ def test_writer_dedupes_and_skips_unreadable(tmp_path, caplog):
     assert not out.add(b"garbage", "photos/train", "c", rec())
     assert "skipping unreadable image" in caplog.text
     assert [r.file for r in out.records] == ["photos/train/a.jpg"]
+
+
+def _photo(seed: int, size=(320, 240)) -> Image.Image:
+    """A smooth random colour picture (blurred noise), different for each seed."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    return small.resize(size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(2))
+
+
+def _rec(split="train", path="orig"):
+    return Record("", split, "photo", "pkg", path)
+
+
+def test_writer_drops_the_same_photo_at_another_size(tmp_path):
+    out = Writer(tmp_path)
+    assert out.add(_photo(1), "photos/train", "big", _rec(path="big"))
+    assert not out.add(_photo(1).resize((160, 120), Image.Resampling.LANCZOS), "photos/train", "small", _rec(path="small"))
+    assert out.add(_photo(2), "photos/train", "other", _rec(path="other"))
+    assert [r.file for r in out.records] == ["photos/train/big.jpg", "photos/train/other.jpg"]
+    assert out.dropped[0][0] == "small" and "near copy of big" in out.dropped[0][1]
+
+
+def test_held_out_photo_evicts_its_training_copy(tmp_path):
+    out = Writer(tmp_path)
+    assert out.add(_photo(3), "photos/train", "copy", _rec(path="train-copy"))
+    assert out.add(_photo(4), "photos/train", "keep", _rec(path="keep"))
+    assert out.add(_photo(3).resize((200, 150)), "photos/eval", "held", _rec("eval", "held"))
+    assert out.add(_photo(3).resize((240, 180)), "photos/eval", "held2", _rec("eval", "held2"))  # eval never dropped for near
+    assert [r.file for r in out.records] == ["photos/train/keep.jpg", "photos/eval/held.jpg", "photos/eval/held2.jpg"]
+    assert not (tmp_path / "photos/train/copy.jpg").exists()
+    assert out.dropped == [("train-copy", "near copy of held-out held")]
+
+
+def test_writer_never_overwrites_a_kept_name_and_removes_stale_files(tmp_path):
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "styles" / "old.jpg").write_bytes(b"from an earlier fetch")
+    (tmp_path / "vgg16.safetensors").write_bytes(b"not managed")
+    out = Writer(tmp_path)
+    assert out.add(_photo(5), "styles", "same", _rec())
+    assert out.add(_photo(6), "styles", "same", _rec())
+    assert [r.file for r in out.records] == ["styles/same.jpg", "styles/same_2.jpg"]
+    assert [p.name for p in out.remove_stale()] == ["old.jpg"]
+    assert (tmp_path / "vgg16.safetensors").exists() and (tmp_path / "styles/same.jpg").exists()
+
+
+def test_manifest_paths_are_relative(tmp_path):
+    out = Writer(tmp_path)
+    out.add(_photo(7), "photos/train", "a", _rec(path="usr/share/x.jpg"))
+    write_manifest(tmp_path, out.records)
+    (entry,) = json.loads((tmp_path / "manifest.json").read_text())
+    assert entry["file"] == "photos/train/a.jpg" and not entry["original_path"].startswith("/")
+    with pytest.raises(ValueError, match="absolute"):
+        write_manifest(tmp_path, [Record("photos/train/a.jpg", "train", "photo", "pkg", str(tmp_path / "a.jpg"))])
+
+
+def test_kphotoalbum_angles_turn_photos_upright():
+    xml = ('<KPhotoAlbum><images><image file="a.jpg" angle="90" width="20" height="40"/><image file="b.jpg"/>'
+           '<image file="c.jpg" angle="270"/></images></KPhotoAlbum>')
+    assert kphotoalbum_angles(xml) == {"a.jpg": 90, "c.jpg": 270}
+    sideways = Image.new("RGB", (40, 20), (0, 0, 255))
+    sideways.paste((255, 0, 0), (0, 0, 20, 20))  # red on the left
+    turned = upright(sideways, 90)  # clockwise: the left side goes to the top
+    assert turned.size == (20, 40) and turned.getpixel((10, 5)) == (255, 0, 0) and turned.getpixel((10, 35)) == (0, 0, 255)
+    assert upright(sideways, 270).getpixel((10, 35)) == (255, 0, 0)
+    with pytest.raises(ValueError):
+        upright(sideways, 45)
+
+
+def test_photo_packages_from_fake_unpacked_packages(tmp_path):
+    roots = {name: tmp_path / name for name in ("kphotoalbum", "lxqt-themes", "palapeli-data")}
+    demo = roots["kphotoalbum"] / "usr/share/kphotoalbum/demo"
+    demo.mkdir(parents=True)
+    sideways = _photo(8, (400, 300))
+    sideways.save(demo / "pool_2.jpg")
+    _photo(9, (400, 300)).save(demo / "beach.jpg")
+    (demo / "index.xml").write_text('<KPhotoAlbum><images><image file="pool_2.jpg" angle="270"/></images></KPhotoAlbum>')
+    walls = roots["lxqt-themes"] / "usr/share/lxqt/wallpapers"
+    walls.mkdir(parents=True)
+    _photo(10, (400, 300)).save(walls / "fog.jpg")
+    _photo(11, (400, 300)).save(walls / "triangles-logo.png")  # a render: not in the photo list
+    puzzles = roots["palapeli-data"] / "usr/share/palapeli/collection"
+    puzzles.mkdir(parents=True)
+    _photo(12, (400, 300)).save(puzzles / "bee.jpg")
+    (puzzles / "bee.desktop").write_text("[Desktop Entry]\nName=Bee\nName[de]=Biene\nImage=bee.jpg\n"
+                                         "X-KDE-PluginInfo-Author=J. Doe\nX-KDE-PluginInfo-License=Public Domain\n")
+    out = Writer(tmp_path / "data")
+    add_photo_packages(roots, out)
+    by_file = {r.file: r for r in out.records}
+    assert sorted(by_file) == ["photos/train/kphotoalbum_beach.jpg", "photos/train/kphotoalbum_pool_2.jpg",
+                               "photos/train/lxqt_fog.jpg", "photos/train/palapeli_bee.jpg"]
+    with Image.open(tmp_path / "data/photos/train/kphotoalbum_pool_2.jpg") as fixed:
+        assert fixed.size == (300, 400)
+        assert np.abs(np.asarray(fixed, np.float32) - np.asarray(sideways.rotate(90, expand=True), np.float32)).mean() < 3
+    bee = by_file["photos/train/palapeli_bee.jpg"]
+    assert bee.title == "Bee" and bee.source == "J. Doe" and bee.licence.startswith("Public Domain")
+    assert by_file["photos/train/lxqt_fog.jpg"].licence == "CC-BY-SA-3.0"
+    assert all(not r.original_path.startswith("/") for r in out.records)
+    assert desktop_fields("Name=A\nName[fr]=B\nx") == {"Name": "A"}
+
+
+def test_held_out_paintings_go_to_styles_eval(tmp_path):
+    prefix = "gcompris/src/activities/paintings/resource/"
+    files = {prefix + "image/README": b"WebMuseum"}
+    held = next(iter(EVAL_PAINTINGS))
+    for n, board in enumerate([held, "board99"]):
+        files[prefix + f"image/{board}.png"] = _encode(_photo(20 + n, (100, 50)))
+        files[prefix + f"board/{board}_0.qml"] = (f'instruction: qsTr("Painter {n}")\n"width": 100, "height": 50\n'
+                                                  f'"pixmapfile" : "image/{board}.png", "x" : "0.5", "y" : "0.5"').encode()
+    out = Writer(tmp_path)
+    add_paintings(files, out)
+    assert {(r.file, r.split) for r in out.records} == {(f"styles_eval/painting_{held}_0.jpg", "eval"),
+                                                         ("styles/painting_board99_0.jpg", "train")}
+    assert len(EVAL_PAINTINGS) >= 6
+
+
+def _encode(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()

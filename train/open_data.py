@@ -325,8 +325,12 @@ def add_gcompris(root: Path, out: Writer) -> None:
             rec = Record("", "train", "painting" if painting else "photo", "gcompris-qt-data", f"details.rcc:{name}",
                          Path(name).stem.replace("_background", ""), source, licence)
             out.add(blob, "styles" if painting else "photos/train", f"details_{Path(name).stem}", rec)
-    # paintings: put each puzzle back together from its board file
-    files = dict(iter_files(rcc_dir / "paintings.rcc"))
+    add_paintings(dict(iter_files(rcc_dir / "paintings.rcc")), out)
+
+
+def add_paintings(files: dict[str, bytes], out: Writer) -> None:
+    """GCompris paintings bundle {path: bytes}: put each puzzle back together from its board file;
+    EVAL_PAINTINGS go to the held-out styles_eval/."""
     readme = next((b.decode("utf-8", "replace") for n, b in files.items() if n.endswith("image/README")), "")
     licence = "GPL-3.0-or-later (WebMuseum copies, per the GCompris README); the paintings themselves are public domain"
     prefix = "gcompris/src/activities/paintings/resource/"
