@@ -187,3 +187,170 @@ def test_two_process_gloo_ddp(image_dirs, tmp_path):
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     state = load_file(run / "checkpoint.safetensors")
     assert any(k.startswith("mod.generator.color_decoder") for k in state)
+
+
+# ---- the run scaffold: resume or refuse ------------------------------------------------------
+
+def test_run_folder_resumes_or_refuses(tmp_path):
+    from train.run import RunFolder
+    from train.settings import BaseSettings
+
+    run_dir = tmp_path / "run"
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(net.parameters())
+    first = RunFolder(run_dir, BaseSettings(steps=10, lr_g=0.1), may_change=("steps",))
+    assert first.start(False, modules={"net": net}, optimizers={"opt": opt}) == 0
+    first.save(7, modules={"net": net}, optimizers={"opt": opt})
+    stale = run_dir / ".checkpoint.safetensors.abc.tmp"
+    stale.write_bytes(b"half a checkpoint")
+
+    again = RunFolder(run_dir, BaseSettings(steps=20, lr_g=0.1), may_change=("steps",))
+    assert not stale.exists()  # a killed write's leftovers go when the folder is opened
+    with pytest.raises(FileExistsError, match="--resume"):
+        again.start(False, modules={"net": net}, optimizers={"opt": opt})
+    with torch.no_grad():
+        net.weight.zero_()
+    assert again.start(True, modules={"net": net}, optimizers={"opt": opt}) == 7  # steps may change
+    assert net.weight.abs().sum() > 0  # the checkpoint's weights are back
+    changed = RunFolder(run_dir, BaseSettings(steps=20, lr_g=0.5), may_change=("steps",))
+    with pytest.raises(ValueError, match="lr_g"):
+        changed.start(True, modules={"net": net}, optimizers={"opt": opt})
+
+
+def test_csv_log_appends_on_resume_and_restarts_fresh(tmp_path):
+    from train.run import CsvLog
+
+    path = tmp_path / "losses.csv"
+    log = CsvLog(path, ["step", "a", "b"], append=False)
+    log.write({"step": 1, "a": 0.5})
+    log.close()
+    log = CsvLog(path, ["step", "a", "b"], append=True)
+    log.write({"step": 2, "b": 0.25})
+    log.close()
+    assert path.read_text().splitlines() == ["step,a,b", "1,0.50000,", "2,,0.25000"]
+    CsvLog(path, ["step", "a", "b"], append=False).close()
+    assert path.read_text().splitlines() == ["step,a,b"]
+
+
+def test_step_generator_depends_on_seed_and_step_only():
+    from train.run import step_generator
+
+    a = torch.rand(4, generator=step_generator(3, 10))
+    assert torch.equal(a, torch.rand(4, generator=step_generator(3, 10)))
+    assert not torch.equal(a, torch.rand(4, generator=step_generator(3, 11)))
+    assert not torch.equal(a, torch.rand(4, generator=step_generator(4, 10)))
+
+
+def test_image_cache_keeps_reduced_images_and_is_deterministic(image_dirs):
+    from train.data import CropDataset, load_rgb, load_rgb_uint8
+
+    cached = CropDataset(image_dirs / "photos", 32, scales=(0.5, 1.0), seed=1, cache=True)
+    again = CropDataset(image_dirs / "photos", 32, scales=(0.5, 1.0), seed=1, cache=True)
+    samples = [cached[g] for g in range(12)]
+    assert all(s.shape == (3, 32, 32) and s.dtype == torch.float32 for s in samples)
+    assert all(torch.equal(s, again[g]) for g, s in enumerate(samples))
+    stored = list(cached._decoded.values())
+    assert stored and all(t.dtype == torch.uint8 and min(t.shape[1:]) <= 64 for t in stored)  # short side <= 32 / 0.5
+    # What is kept is a faithful reduction of the full image.
+    path = image_dirs / "photos" / "p0.png"
+    reduced = load_rgb_uint8(path, max_short=40).float() / 255
+    full = torch.nn.functional.interpolate(load_rgb(path)[None], size=reduced.shape[1:], mode="bilinear", antialias=True)[0]
+    assert min(reduced.shape[1:]) == 40 and (reduced - full).abs().mean() < 0.01
+
+
+# ---- mixed precision --------------------------------------------------------------------------
+
+def test_amp_picks_bf16_only_where_the_cpu_has_it(monkeypatch):
+    from train import amp
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp.amp_dtype(cpu, cpu_bf16=True) is torch.bfloat16
+    assert amp.amp_dtype(cpu, cpu_bf16=False) is None
+    assert amp.amp_dtype(cpu, False, cpu_bf16=True) is None  # --no-amp
+    assert amp.amp_dtype(cuda, cuda_bf16=True) is torch.bfloat16
+    assert amp.amp_dtype(cuda, cuda_bf16=False) is torch.float16
+    # Without injection it asks gan_core.precision's check, the one inference uses.
+    monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: False)
+    assert amp.Amp(cpu).dtype is None and amp.Amp(cpu).name == "fp32"
+    monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: True)
+    assert amp.Amp(cpu).dtype is torch.bfloat16 and amp.Amp(cpu).scaler is None
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_base_step_runs_networks_in_bf16_and_losses_in_fp32(image_dirs, monkeypatch, native):
+    from train import amp
+    from train.base import make_trainer
+    from train.run import TrainingData
+    from train.settings import BaseSettings
+
+    monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: native)
+    settings = BaseSettings(photos=str(image_dirs / "photos"), styles=str(image_dirs / "styles"), architecture="tiny",
+                            batch=2, crop=64, workers=0, adv_start=0)
+    data = TrainingData(settings)
+    trainer, start = make_trainer(settings, data, None, resume=False, device=torch.device("cpu"))
+    seen = []
+    trainer.nets.loss_net.register_forward_hook(lambda m, i, out: seen.append(out["relu4_1"].dtype))
+    rgb, paint = next(iter(data.batches(start=0, stop=1)))
+    parts, *_ = trainer.step(rgb, paint, 0)
+    assert seen == [torch.bfloat16 if native else torch.float32] * 2
+    assert set(parts) == {"ce", "hist", "content", "style", "tv", "adv_color", "adv_style", "d_color", "d_style"}
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in parts.values())
+
+
+# ---- warm start across architectures ----------------------------------------------------------
+
+def test_init_into_a_guided_config_keeps_the_colour_output(tmp_path, caplog):
+    import logging
+
+    from gan_core.testing import tiny_model
+    from gan_core.weights import save_weights
+    from train.settings import BaseSettings
+    from train.warm_start import build_generator
+
+    source = tiny_model(seed=2)
+    path = tmp_path / "tiny.safetensors"
+    save_weights(path, source, dtype=torch.float32)
+    with caplog.at_level(logging.INFO, logger="train.warm_start"):
+        model = build_generator(BaseSettings(init=str(path), model_config={"guided": True}))  # no --vgg, no --architecture
+    assert model.config.guided and model.config.vgg_widths == source.config.vgg_widths
+    assert "color_decoder.guide_gate.weight" in caplog.text  # the new tensors are named
+    image = torch.rand(2, 3, 40, 56)
+    before = DualGANRunner(source.eval()).colorize(image, render_size=0)
+    after = DualGANRunner(model.eval()).colorize(image, render_size=0)
+    assert torch.equal(before, after)
+
+
+def test_init_refuses_another_shape_and_vgg_beside_it(tmp_path):
+    from gan_core.testing import write_tiny_weights
+    from train.settings import BaseSettings
+    from train.warm_start import build_generator
+
+    path = write_tiny_weights(tmp_path / "tiny.safetensors")
+    with pytest.raises(ValueError, match="has shape .* needs") as info:
+        build_generator(BaseSettings(init=str(path), model_config={"palette_embed": 16}))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="not both"):
+        build_generator(BaseSettings(init=str(path), vgg="data/vgg16.safetensors"))
+    with pytest.raises(ValueError, match="unknown fields"):
+        build_generator(BaseSettings(init=str(path), model_config={"colour_magic": 1}))
+
+
+def test_train_base_init_from_a_file_then_export_keeps_the_new_config(image_dirs, tmp_path, capsys):
+    from gan_core.testing import write_tiny_weights
+
+    init = write_tiny_weights(tmp_path / "tiny.safetensors")
+    run, out = tmp_path / "run", tmp_path / "out.safetensors"
+    args = ["base", "--photos", str(image_dirs / "photos"), "--styles", str(image_dirs / "styles"), "--run-dir", str(run),
+            "--init", str(init), "--model-config", '{"guided": true}', "--steps", "2", "--batch", "2", "--crop", "64",
+            "--workers", "0", "--sample-every", "0", "--adv-start", "1"]
+    assert train_main(args) == 0  # the default --architecture, yet no --vgg: config and encoder come from the file
+    assert train_main(["export", str(run / "checkpoint.safetensors"), str(out)]) == 0
+    model, info = load_weights(out)
+    assert model.config.guided and info.training["init"]["file"] == "tiny.safetensors"
+    assert train_main(args + ["--resume", "--steps", "3"]) == 0  # resuming takes the config from the checkpoint
+    bad = args[:]
+    bad[bad.index('{"guided": true}')] = '{"palette_embed": 16}'
+    bad[bad.index(str(run))] = str(tmp_path / "other")
+    assert train_main(bad) == 2
+    err = capsys.readouterr().err
+    assert "has shape" in err and "Traceback" not in err
