@@ -2,9 +2,12 @@
 
 Needs ``COMFYUI_PATH`` (a ComfyUI checkout). The server runs from that checkout with the python in
 ``COMFYUI_PYTHON`` (default: ``$COMFYUI_PATH/../venv/bin/python`` when it exists, else this python),
-on a free loopback port, with this package linked into ``custom_nodes/`` under a unique name (removed
-afterwards), temporary input/output/user folders and models folder, and only this custom node
-package enabled. It is stopped by its own process id.
+on a free loopback port, with a temporary base directory (``--base-directory``: its own models, input,
+output, user and custom_nodes folders, all empty, as on a fresh install), this package linked into
+that ``custom_nodes/`` as ``comfyui-dualgan`` (the name a user's install has), and only this custom
+node package enabled. Files a test provides (weights, style files) go to ``extra_models/``, which
+``extra_model_paths.yaml`` adds, so the pack's own start-up work on ``models/`` and ``input/`` shows.
+Nothing is written into the ComfyUI checkout. The server is stopped by its own process id.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PACK_FOLDER = "comfyui-dualgan"  # the folder name a user's install has; ComfyUI shows it on node badges and templates
 
 
 def comfyui_path() -> Path | None:
@@ -45,11 +49,11 @@ class ComfyServer:
         self.comfy, self.workdir, self.startup_timeout = comfy, workdir, startup_timeout
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.link_name = f"dualgan_e2e_{os.getpid()}"
-        self.link = comfy / "custom_nodes" / self.link_name
+        self.link_name = PACK_FOLDER
+        self.link = workdir / "custom_nodes" / self.link_name
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen | None = None
-        for sub in ("input", "output", "temp", "user", "models/dualgan", "models/dualgan_styles"):
+        for sub in ("custom_nodes", "extra_models/dualgan", "extra_models/dualgan_styles"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
 
     @property
@@ -62,20 +66,25 @@ class ComfyServer:
 
     @property
     def models_dir(self) -> Path:
+        """ComfyUI's models folder (created by ComfyUI and the pack at start-up)."""
         return self.workdir / "models"
+
+    @property
+    def extra_models_dir(self) -> Path:
+        """Where tests put weights and style files: dualgan/ and dualgan_styles/, via extra_model_paths.yaml."""
+        return self.workdir / "extra_models"
 
     def start(self) -> "ComfyServer":
         if self.link.exists() or self.link.is_symlink():
             self.link.unlink()
         self.link.symlink_to(REPO, target_is_directory=True)
         extra = self.workdir / "extra_model_paths.yaml"
-        extra.write_text(f"dualgan_e2e:\n    base_path: {self.workdir}\n    dualgan: models/dualgan\n"
-                         f"    dualgan_styles: models/dualgan_styles\n")
+        extra.write_text(f"dualgan_e2e:\n    base_path: {self.extra_models_dir}\n    dualgan: dualgan\n"
+                         f"    dualgan_styles: dualgan_styles\n")
         cmd = [comfyui_python(self.comfy), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--disable-all-custom-nodes", "--whitelist-custom-nodes", self.link_name,
-               "--input-directory", str(self.input_dir), "--output-directory", str(self.output_dir),
-               "--temp-directory", str(self.workdir / "temp"), "--user-directory", str(self.workdir / "user"),
-               "--database-url", f"sqlite:///{self.workdir / 'comfy.db'}", "--extra-model-paths-config", str(extra)]
+               "--base-directory", str(self.workdir), "--database-url", f"sqlite:///{self.workdir / 'comfy.db'}",
+               "--extra-model-paths-config", str(extra)]
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.startup_timeout
