@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from gan_core.precision import DTYPES, LAYOUTS
+from gan_core.shipped import SHIPPED_WEIGHTS
 
 SIZES = {"512": (512, 512), "1024": (1024, 1024), "2048": (2048, 2048), "12mp": (3000, 4000)}
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def measure(case: dict, timeout: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", default=str(REPO / "gan_core" / "assets" / "dualgan_default.safetensors"))
+    parser.add_argument("--weights", default=str(SHIPPED_WEIGHTS))
     parser.add_argument("--sizes", default="512,1024,2048,12mp")
     parser.add_argument("--batch", default="1,8")
     parser.add_argument("--repeat", type=int, default=3)

@@ -9,7 +9,6 @@ difference is below 8-bit quantisation for most pixels).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -18,16 +17,17 @@ import torch
 from gan_core.imageio import collect_inputs, read_image
 from gan_core import DualGANRunner, StyleSpec
 from gan_core.precision import DTYPES, LAYOUTS, prepare
+from gan_core.shipped import EXAMPLE_IMAGE, SHIPPED_WEIGHTS
 from gan_core.weights import load_weights
+from train.metrics import psnr
 
-REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("fp32", "fp32+tiled", "fp16", "bf16", "fp16+channels_last", "bf16+channels_last", "fp16+tiled")
 TILED = 256  # tile side of the "+tiled" variants: small enough to tile the example photo
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a.float().cpu() - b.float().cpu()).pow(2).mean().item()
-    return float("inf") if mse == 0 else -10 * math.log10(mse)
+def worst_psnr(got: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """The lowest PSNR (dB, capped at 100 for identical images) of any image against its reference."""
+    return min(float(psnr(g.float().cpu(), r.float().cpu()).min()) for g, r in zip(got, reference))
 
 
 def outputs(weights: Path, variant: str, device: torch.device, images: list[torch.Tensor], render: int):
@@ -45,8 +45,8 @@ def outputs(weights: Path, variant: str, device: torch.device, images: list[torc
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.precision", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=REPO / "gan_core" / "assets" / "dualgan_default.safetensors")
-    parser.add_argument("--images", nargs="*", default=[str(REPO / "gan_core" / "assets" / "example_chelsea_grey.jpg")])
+    parser.add_argument("--weights", type=Path, default=SHIPPED_WEIGHTS)
+    parser.add_argument("--images", nargs="*", default=[str(EXAMPLE_IMAGE)])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--render-size", type=int, default=1024)
     args = parser.parse_args(argv)
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cpu" and variant.startswith("fp16"):
             continue  # fp16 convolutions are not a CPU path (the loaders run fp32 instead)
         got = outputs(args.weights, variant, device, images, args.render_size)
-        colour = min(psnr(g[0], r[0]) for g, r in zip(got, reference))
-        style = min(psnr(g[1], r[1]) for g, r in zip(got, reference))
+        colour = worst_psnr([g[0] for g in got], [r[0] for r in reference])
+        style = worst_psnr([g[1] for g in got], [r[1] for r in reference])
         print(f"| {variant} | {colour:.1f} | {style:.1f} |", flush=True)
     return 0
 

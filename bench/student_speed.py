@@ -1,4 +1,4 @@
-"""``python -m bench.student_speed``: how fast a lighter style network WOULD be (the README's proposal).
+"""``python -m bench.student_speed``: how fast a lighter style network would be, before anyone trains it.
 
 Builds the shipped architecture and a narrower one (``--encoder-widths``, ``--decoder-widths``) with
 random weights and times Style Transfer end to end (``DualGANRunner.stylize``, render size 0) at

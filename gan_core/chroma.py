@@ -18,8 +18,8 @@ import torch
 from einops import rearrange
 
 
-# Pixels decoded together by the bins-last annealed mean: 1024 x 484 bins x 4 bytes = 2 MB, the
-# size of the L2 caches of the 2-core bench machine (512 to 4096 all ran within 10% of each other).
+# Pixels decoded together by the bins-last annealed mean: 1024 x 484 bins x 4 bytes = 2 MB, about
+# the size of a core's L2 cache, so a block's logits and probabilities stay there.
 _PIXELS_PER_BLOCK = 1024
 
 
@@ -92,9 +92,7 @@ class AbGrid:
 
         Pixels x bins rows, softmax over the last axis and one matrix product, a block of pixels at a
         time: the scaled logits and the probabilities of a block stay in the cache, so the logits are
-        read from memory once. A 12 MP Colorize's 256 x 344 x 484 logits: 56 ms in blocks of 1024
-        pixels, 172 ms as whole-map passes (divide, softmax, product; 2 cores, fp32); the stage
-        dualgan.annealed_mean, which also holds the caller's cast to fp32, went from 201 to 98 ms."""
+        read from memory once instead of once per whole-map pass (divide, softmax, product)."""
         x = rearrange(logits.float(), "b q h w -> (b h w) q")  # a view: bins are innermost
         ab = x.new_empty(x.shape[0], 2)
         for start in range(0, x.shape[0], _PIXELS_PER_BLOCK):

@@ -18,12 +18,11 @@ import torch
 from tqdm import tqdm
 
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
-from .runner import DualGANRunner
-from .style_path import PRESERVE_COLOR, StyleSpec
 from .precision import DTYPES, choose_dtype, prepare
+from .runner import DualGANRunner
+from .shipped import SHIPPED_WEIGHTS
+from .style_path import PRESERVE_COLOR, StyleSpec, trained_styles_available
 from .weights import WeightsError, inspect_weights, load_style_file, load_weights
-
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "assets" / "dualgan_default.safetensors"
 
 
 class UsageError(ValueError):
@@ -64,8 +63,7 @@ def _outputs(inputs: list[Path], out: Path, suffix: str) -> list[Path]:
 
 def _style(runner: DualGANRunner, args, strength: float) -> StyleSpec:
     if not args.style and not args.style_image:
-        available = ", ".join(runner.model.style_names) or "none in these weights"
-        raise UsageError(f"give --style-image IMAGE or --style NAME (trained styles: {available})")
+        raise UsageError(f"give --style-image IMAGE or --style NAME ({trained_styles_available(runner.model)})")
     image = None if args.style else read_image(args.style_image)[0]
     return runner.style_spec(name=args.style or "", image=image, strength=strength,
                              network="fast" if getattr(args, "fast", False) else "full")
@@ -176,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     style_options(p)
     p.add_argument("--strength", type=float, default=1.0, help="style strength 0..1 (default 1)")
     p.add_argument("--fast", action="store_true",
-                   help="use the weights' distilled fast style network (style images only; see the README's model card)")
+                   help="use the weights' distilled fast style network (style images only; see the model card in docs/)")
     p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default="none",
                    help="none: the style's colours; original: the input's; colorized: the colour decoder's")
     p.set_defaults(func=cmd_stylize)

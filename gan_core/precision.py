@@ -1,10 +1,9 @@
 """Which floating-point type the networks run in.
 
 'auto' picks the fastest type that keeps the outputs: fp16 on a CUDA GPU; bf16 on a CPU that
-multiplies bf16 natively (x86 AVX512-BF16 or AMX), where Style Transfer at 1024² ran 1.7x faster than
-in fp32 (README, Benchmarks); fp32 elsewhere. ``python -m bench.precision`` on an H200 put fp16 within
-58.5 dB PSNR of fp32 and bf16 within 38.2 dB (worst of 8 photos, Style Transfer; Colorize closer).
-CPUs without native bf16 emulate it slower than fp32, hence the check. Colour maths is always fp32.
+multiplies bf16 natively (x86 AVX512-BF16 or AMX); fp32 elsewhere. Both half types stay close to
+fp32 (``python -m bench.precision`` measures how close; bench/results/NOTES.md). CPUs without native
+bf16 emulate it slower than fp32, hence the check. Colour maths is always fp32.
 """
 
 from __future__ import annotations
@@ -52,9 +51,8 @@ def choose_dtype(choice: str, device: torch.device, *, gpu_fp16_ok: bool = True)
 
 
 def memory_format_for(device: torch.device) -> torch.memory_format:
-    """channels_last on the CPU, where oneDNN's convolutions are faster in it (bench: Style Transfer
-    at 1024² 3.15 s -> 2.32 s in bf16 on 2 cores); the default layout on CUDA, where channels_last was
-    slower on an H200 in fp16 (1024² Style Transfer 16 -> 32 ms). bench/results hold both runs."""
+    """channels_last on the CPU, where oneDNN's convolutions are faster in it; the default layout on
+    CUDA, where channels_last was the slower one in fp16 (bench/results/NOTES.md)."""
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 

@@ -10,14 +10,13 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..gan_core.precision import DTYPES
+from ..gan_core.shipped import DEFAULT_WEIGHTS, SHIPPED_WEIGHTS
 from ..gan_core.weights import WeightsError, load_style_file, load_weights
 from .comfy_glue import DualGANHandle
 
 logger = logging.getLogger(__name__)
 
 DualGANModel = io.Custom("DUALGAN")
-DEFAULT_WEIGHTS = "dualgan_default.safetensors"
-SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "gan_core" / "assets" / DEFAULT_WEIGHTS
 EXTENSIONS = {".safetensors", ".sft"}
 MODEL_FOLDERS = ("dualgan", "dualgan_styles")  # weights files, style files
 
