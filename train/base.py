@@ -1,9 +1,11 @@
 """``python -m train base``: train the shared model's two decoders (and optionally the encoder).
 
-One step: the grey luminance of a batch of photos goes through the shared encoder once; the colour
-decoder predicts ab bins (cross-entropy with rebalancing + histogram loss + a conditional PatchGAN),
-and the style decoder repaints the same features with the statistics of a batch of paintings
-(AdaIN target; content + mean/covariance style + TV losses + a PatchGAN). The adversarial losses
+One step: the grey luminance of a batch of photos (for a share of it, an old-scan rendering,
+``train.degrade``) goes through the shared encoder once; the colour decoder predicts ab bins
+(cross-entropy with rebalancing + histogram loss + a conditional PatchGAN), guided, when the model is,
+by simulated hints and references (``train.guidance_sim``); and the style decoder repaints the same
+features with the statistics of a batch of paintings (AdaIN target; content + mean/covariance style
++ TV losses + a PatchGAN), unless ``train_style_decoder`` is off. The adversarial losses
 switch on after ``adv_start`` steps of plain pre-training, as DeOldify's NoGAN recipe does.
 Runs unchanged under ``torchrun`` (DDP; gloo on CPU, nccl on GPU).
 """
@@ -25,7 +27,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
+from gan_core.color import grey_rgb_from_lightness, luminance, rgb_to_lab
 from gan_core.encoder import VGGEncoder
 from gan_core.model import DualGAN
 from gan_core.style_codes import StyleCode, adain, feature_stats
@@ -34,7 +36,9 @@ from gan_core.weights import save_weights
 from . import losses
 from .amp import Amp
 from .data import CropDataset
+from .degrade import degrade_grey
 from .discriminator import PatchDiscriminator, lab_for_discriminator
+from .guidance_sim import simulate_guidance
 from .run import RunFolder, TrainingData, step_generator
 from .samples import save_sample_grid
 from .settings import BaseSettings
@@ -47,7 +51,7 @@ MAY_CHANGE_ON_RESUME = ("steps", "export", "workers")
 
 
 def untimed(part: str):
-    """The default step timer: times nothing (``train profile-step`` passes a real one)."""
+    """The default step timer: times nothing (``train profile-step`` passes a real one, train.step_profile)."""
     return contextlib.nullcontext()
 
 
@@ -58,8 +62,10 @@ class GeneratorStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, feats, palette, style_mean, style_std):
-        logits = self.model.color_decoder(feats, palette)
+    def forward(self, feats, palette, style_mean, style_std, guide=None):
+        logits = self.model.color_decoder(feats, palette, guide) if guide is not None else self.model.color_decoder(feats, palette)
+        if style_mean is None:
+            return logits, None, None
         f = feats["relu4_1"].float()  # the AdaIN target is also the content loss's target: fp32
         target = adain(f, feature_stats(f), StyleCode(style_mean, style_std))
         stylised = self.model.style_decoder(target)
@@ -71,7 +77,7 @@ class Batch(NamedTuple):
 
     rgb: torch.Tensor
     paint: torch.Tensor
-    lightness: torch.Tensor
+    lightness: torch.Tensor  # what the model sees: the photo's L, or an old-scan rendering's
     grey: torch.Tensor
     ab_half: torch.Tensor  # true chroma at the colour decoder's 1/2 scale
     l_half: torch.Tensor
@@ -132,7 +138,11 @@ def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device)
     d_width = 64 if model.config.vgg_widths == VGG16_WIDTHS else 8
     d_color = PatchDiscriminator(3, d_width).to(device)
     d_style = PatchDiscriminator(3, d_width).to(device)
-    gen_params = list(model.color_decoder.parameters()) + list(model.style_decoder.parameters())
+    gen_params = list(model.color_decoder.parameters())
+    if settings.train_style_decoder:
+        gen_params += list(model.style_decoder.parameters())
+    else:
+        model.style_decoder.requires_grad_(False)
     groups = [{"params": gen_params, "lr": settings.lr_g}]
     if settings.finetune_encoder:
         groups.append({"params": list(model.encoder.parameters()), "lr": settings.lr_encoder})
@@ -168,39 +178,67 @@ class BaseTrainer:
             palette = grid.histogram(F.avg_pool2d(ab_true, 4))
             keep = torch.rand(rgb.shape[0], 1, generator=step_generator(self.settings.seed, step)) < self.settings.palette_prob
             palette = palette * keep.to(self.device)
-        with self.timer("loss network"), self.amp.autocast():
-            taps = self.nets.loss_net(paint, until="relu4_1")
-        taps = {k: v.float() for k, v in taps.items()}
+            lightness = self.degraded(rgb, lightness, step)
+        taps = {}
+        if self.settings.train_style_decoder:
+            with self.timer("loss network"), self.amp.autocast():
+                taps = self.nets.loss_net(paint, until="relu4_1")
+            taps = {k: v.float() for k, v in taps.items()}
+        code = feature_stats(taps["relu4_1"]) if taps else None
         return Batch(rgb, paint, lightness, grey_rgb_from_lightness(lightness), F.avg_pool2d(ab_true, 2),
-                     F.avg_pool2d(lightness, 2), palette, taps, feature_stats(taps["relu4_1"]))
+                     F.avg_pool2d(lightness, 2), palette, taps, code)
 
-    def generator_losses(self, b: Batch, adversarial: bool) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    def degraded(self, rgb: torch.Tensor, lightness: torch.Tensor, step: int) -> torch.Tensor:
+        """``lightness`` with a ``degrade_prob`` share of the photos replaced by an old-scan rendering's L."""
+        share = self.settings.degrade_prob
+        if share <= 0:
+            return lightness
+        gen = step_generator(self.settings.seed + 13, step)
+        chosen = (torch.rand(rgb.shape[0], generator=gen) < share).nonzero().flatten().tolist()
+        if not chosen:
+            return lightness
+        grey = degrade_grey(rgb[chosen].cpu().float(), gen).to(rgb.device)
+        lightness = lightness.clone()
+        lightness[chosen] = luminance(grey.expand(-1, 3, -1, -1), grey=True)
+        return lightness
+
+    def generator_losses(self, b: Batch, adversarial: bool, step: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor]:
         """(losses, predicted ab at 1/2 scale, stylised photos) with the generator's graph."""
         s, model = self.settings, self.nets.model
+        styled = s.train_style_decoder
         with self.amp.autocast():
             with self.timer("frozen encoder"), torch.set_grad_enabled(s.finetune_encoder):
                 feats = model.encoder(b.grey)
+            guide = None
+            if model.guided:
+                with self.timer("guidance"), torch.no_grad():
+                    guide = simulate_guidance(b.rgb, b.lightness, feats, model.encoder, step_generator(s.seed + 7, step),
+                                              dtype=b.grey.dtype)
             with self.timer("generator heads"):
-                logits, stylised, target = self.gen(feats, b.palette, b.code.mean, b.code.std)
-            with self.timer("loss network"):
-                out_taps = self.nets.loss_net(stylised, until="relu4_1")
+                logits, stylised, target = self.gen(feats, b.palette, b.code.mean if styled else None,
+                                                    b.code.std if styled else None, guide)
+            if styled:
+                with self.timer("loss network"):
+                    out_taps = self.nets.loss_net(stylised, until="relu4_1")
         with self.timer("losses"):
             ab_pred = model.ab_from_logits(logits.float())
             parts = {
                 "ce": losses.chroma_cross_entropy(logits, b.ab_half, model.grid, self.class_weights),
                 "hist": losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(b.ab_half, 2), model.grid),
-                "content": losses.content_loss(out_taps, {"relu4_1": target.detach()}, ["relu4_1"]),
-                "style": losses.style_loss(out_taps, b.style_taps, losses.STYLE_LAYERS),
-                "tv": losses.total_variation(stylised.float()),
             }
+            if styled:
+                parts["content"] = losses.content_loss(out_taps, {"relu4_1": target.detach()}, ["relu4_1"])
+                parts["style"] = losses.style_loss(out_taps, b.style_taps, losses.STYLE_LAYERS)
+                parts["tv"] = losses.total_variation(stylised.float())
         if adversarial:
             # The discriminators' own (unwrapped, frozen) forward: the generator's loss needs their input
             # gradients only, and a DDP wrapper would expect their weight gradients.
             with self.timer("discriminators"), frozen(self.nets.d_color, self.nets.d_style), self.amp.autocast():
                 fake_color = self.nets.d_color(lab_for_discriminator(b.l_half, ab_pred))
-                fake_style = self.nets.d_style(stylised * 2 - 1)
+                fake_style = self.nets.d_style(stylised * 2 - 1) if styled else None
             parts["adv_color"] = losses.g_loss(fake_color.float(), s.gan)
-            parts["adv_style"] = losses.g_loss(fake_style.float(), s.gan)
+            if styled:
+                parts["adv_style"] = losses.g_loss(fake_style.float(), s.gan)
         return parts, ab_pred, stylised
 
     def discriminator_losses(self, b: Batch, ab_pred: torch.Tensor, stylised: torch.Tensor) -> dict:
@@ -208,24 +246,26 @@ class BaseTrainer:
         with self.timer("discriminators"), self.amp.autocast():
             real_c = self.d_color(lab_for_discriminator(b.l_half, b.ab_half))
             fake_c = self.d_color(lab_for_discriminator(b.l_half, ab_pred.detach()))
-            real_s = self.d_style(b.paint * 2 - 1)
-            fake_s = self.d_style(stylised.detach() * 2 - 1)
-        return {"d_color": losses.d_loss(real_c.float(), fake_c.float(), gan),
-                "d_style": losses.d_loss(real_s.float(), fake_s.float(), gan)}
+            out = {"d_color": losses.d_loss(real_c.float(), fake_c.float(), gan)}
+            if stylised is not None:
+                real_s = self.d_style(b.paint * 2 - 1)
+                fake_s = self.d_style(stylised.detach() * 2 - 1)
+                out["d_style"] = losses.d_loss(real_s.float(), fake_s.float(), gan)
+        return out
 
     def step(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> tuple[dict, Batch, torch.Tensor, torch.Tensor]:
         """One optimisation step of the generator (and, once adversarial, the discriminators)."""
         s, nets = self.settings, self.nets
         b = self.prepare(rgb, paint, step)
         adversarial = step >= s.adv_start
-        parts, ab_pred, stylised = self.generator_losses(b, adversarial)
+        parts, ab_pred, stylised = self.generator_losses(b, adversarial, step)
         loss_g = sum(getattr(s, f"lambda_{k}") * v for k, v in parts.items())
         self._optimise(loss_g, nets.opt_g)
         if adversarial:
             d_parts = self.discriminator_losses(b, ab_pred, stylised)
-            self._optimise(d_parts["d_color"] + d_parts["d_style"], nets.opt_d)
+            self._optimise(sum(d_parts.values()), nets.opt_d)
             parts.update(d_parts)
-        return parts, b, ab_pred.detach(), stylised.detach()
+        return parts, b, ab_pred.detach(), None if stylised is None else stylised.detach()
 
     def _optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         with self.timer("optimiser"):
@@ -299,7 +339,7 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
 def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, stylised, bar) -> None:
     if done % settings.log_every == 0 or done == settings.steps:
         values = {k: float(v.detach()) for k, v in parts.items()}
-        bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values['style']:.3f}")
+        bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values.get('style', float('nan')):.3f}")
         log.write({"step": done, "seconds": f"{seconds:.2f}", **values})
     if settings.sample_every and (done % settings.sample_every == 0 or done == settings.steps):
         save_sample_grid(run.dir / f"samples_{done:06d}.png", batch.grey, batch.lightness, ab_pred, batch.rgb, stylised,

@@ -17,7 +17,9 @@ def save_sample_grid(path: Path, grey, lightness, ab_half, real, stylised, paint
     n = min(rows, grey.shape[0])
     ab = F.interpolate(ab_half[:n].float(), size=lightness.shape[-2:], mode="bilinear", align_corners=False)
     colour = lab_to_rgb(torch.cat([lightness[:n].float(), ab], dim=1))
-    columns = [grey[:n], colour, real[:n], stylised[:n].clamp(0, 1), painting[:n]]
+    columns = [grey[:n], colour, real[:n]]
+    if stylised is not None:
+        columns += [stylised[:n].clamp(0, 1), painting[:n]]
     grid = torch.stack([c.float().cpu() for c in columns], dim=1)  # n x cols x 3 x H x W
     image = rearrange(grid, "n k c h w -> (n h) (k w) c")
     Image.fromarray((image.clamp(0, 1).numpy() * 255).round().astype(np.uint8)).save(path)

@@ -34,6 +34,8 @@ class BaseSettings:
     lambda_adv_style: float = 0.03
     lambda_tv: float = 1.0
     palette_prob: float = 0.3
+    degrade_prob: float = 0.0  # share of the photos whose grey input is an old-scan rendering (train.degrade)
+    train_style_decoder: bool = True  # false: the style decoder and its named styles stay as the --init file has them
     seed: int = 0
     workers: int = 2
     amp: bool = True  # autocast where it is fast (train.amp): bf16 on a CPU with native bf16, bf16/fp16 on CUDA
