@@ -1,6 +1,7 @@
-"""Image quality measures for the evaluation: PSNR, SSIM, colourfulness, brown cast, VGG distance.
+"""Image quality measures for the evaluation: PSNR, SSIM, colourfulness, brown cast, VGG distance,
+the sliced Wasserstein distance between Lab colour distributions, and flicker across video frames.
 
-All take B x 3 x H x W float tensors in 0..1 (RGB) and return one value per image.
+All take B x 3 x H x W float tensors in 0..1 (RGB) and return one value per image, unless they say otherwise.
 """
 
 from __future__ import annotations
@@ -88,6 +89,44 @@ def reinhard_ab(grey_rgb: torch.Tensor, mean_ab: torch.Tensor) -> torch.Tensor:
     lab = rgb_to_lab(grey_rgb)
     lab[:, 1:] = mean_ab.view(1, 2, 1, 1).to(lab)
     return lab_to_rgb(lab)
+
+
+def sliced_wasserstein_lab(a: torch.Tensor, b: torch.Tensor, *, directions: int = 64, quantiles: int = 256,
+                           seed: int = 0) -> torch.Tensor:
+    """Sliced Wasserstein-1 distance (Rabin et al. 2011) between the Lab colour distributions of ``a`` and
+    ``b``, in Lab units: the mean over random unit directions of the L1 distance between the two
+    images' quantile functions along that direction. The images may differ in size (quantiles, not
+    pixels, are compared); the directions are fixed by ``seed`` so every method is measured alike."""
+    gen = torch.Generator().manual_seed(seed)
+    dirs = torch.randn(3, directions, generator=gen)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    levels = (torch.arange(quantiles, dtype=torch.float32) + 0.5) / quantiles
+
+    def quantile_functions(rgb: torch.Tensor) -> torch.Tensor:  # B x quantiles x directions
+        lab = rgb_to_lab(rgb.float()).flatten(2).transpose(1, 2)  # B x N x 3
+        proj = (lab @ dirs.to(lab)).sort(dim=1).values
+        n = proj.shape[1]
+        index = (levels * n).long().clamp(max=n - 1).to(proj.device)
+        return proj[:, index]
+
+    return (quantile_functions(a) - quantile_functions(b)).abs().mean(dim=(1, 2))
+
+
+def flicker(frames_ab: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+    """Per-pixel ab change between consecutive frames, aligned for a camera moving ``shift`` = (dy, dx)
+    pixels per frame (frame t+1 shows at (y, x) what frame t showed at (y + dy, x + dx)).
+
+    ``frames_ab``: T x 2 x H x W (Lab ab). Returns the changes of all overlapping pixels of all
+    consecutive pairs, flattened: summarise them with their mean and a high percentile."""
+    dy, dx = shift
+    if frames_ab.shape[0] < 2:
+        raise ValueError("flicker needs at least two frames")
+    h, w = frames_ab.shape[-2:]
+    if abs(dy) >= h or abs(dx) >= w:
+        raise ValueError(f"a shift of {shift} leaves no overlap between {h} x {w} frames")
+    cur = frames_ab[:-1, :, max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)]
+    nxt = frames_ab[1:, :, max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)]
+    return (cur - nxt).norm(dim=1).flatten()
 
 
 def mean(values: list[float]) -> float:

@@ -1,0 +1,62 @@
+"""The model under evaluation: a weights file and the decoding settings to compare, shared by ``train eval``
+and ``train eval-guided`` so both read a file the same way and report the settings they used.
+
+Decoding settings change no weight: the annealed mean's temperature, the confidence-aware chroma
+shrinking (``chroma_confidence`` in the weights' config, where this version of the config has it)
+and the guided filter that carries the chroma to full resolution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from gan_core.runner import DualGANRunner
+from gan_core.weights import load_weights
+
+RUNNER_DEFAULTS = DualGANRunner.__init__.__kwdefaults__
+
+
+def add_decoding_arguments(p) -> None:
+    p.add_argument("--temperature", type=float, help="override the file's annealed-mean temperature")
+    p.add_argument("--chroma-confidence", type=float, nargs="+", metavar="X",
+                   help="override the file's confidence-aware chroma shrinking (0 = off, 1 = full); several values "
+                        "score the automatic colourisation once per value, side by side")
+    p.add_argument("--chroma-radius", type=int, default=RUNNER_DEFAULTS["chroma_radius"],
+                   help="guided-filter radius for the chroma (default: the runner's)")
+    p.add_argument("--chroma-eps", type=float, default=RUNNER_DEFAULTS["chroma_eps"],
+                   help="guided-filter regulariser for the chroma (default: the runner's)")
+
+
+def config_fields(model) -> set[str]:
+    return {f.name for f in dataclasses.fields(model.config)}
+
+
+def with_decoding(model, **overrides):
+    """The model with config fields replaced (decoding only); a field this config lacks is one clear error."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - config_fields(model))
+    if unknown:
+        raise ValueError(f"this version of the weights config has no field {', '.join(unknown)}; "
+                         "it cannot be overridden here")
+    if overrides:
+        model.config = dataclasses.replace(model.config, **overrides)
+    return model
+
+
+def load_runner(args, chroma_confidence: float | None = None) -> tuple[DualGANRunner, object, dict]:
+    """(runner, weights info, the decoding settings in force) for parsed ``args``."""
+    weights = Path(args.weights)
+    model, info = load_weights(weights)
+    with_decoding(model, annealed_temperature=args.temperature, chroma_confidence=chroma_confidence)
+    runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps)
+    return runner, info, decoding_settings(runner)
+
+
+def decoding_settings(runner: DualGANRunner) -> dict:
+    config = runner.model.config
+    settings = {"temperature": config.annealed_temperature, "chroma_radius": runner.chroma_radius,
+                "chroma_eps": runner.chroma_eps}
+    if "chroma_confidence" in config_fields(runner.model):
+        settings["chroma_confidence"] = config.chroma_confidence
+    return settings
