@@ -50,6 +50,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (h * w)
 
 
+@torch.no_grad()
 def texture_distance(net, image: torch.Tensor, painting_grams: dict[str, torch.Tensor]) -> float:
     """Mean over EfficientNet-Lite0 layers of |G(image) - G(painting)|^2 / |G(painting)|^2 (Gram matrices)."""
     feats = net.features(image.float())
@@ -59,6 +60,7 @@ def texture_distance(net, image: torch.Tensor, painting_grams: dict[str, torch.T
     return total / len(painting_grams)
 
 
+@torch.no_grad()
 def painting_grams(net, painting: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: gram(f) for name, f in net.features(painting.float()).items()}
 
