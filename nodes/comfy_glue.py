@@ -14,10 +14,10 @@ import comfy.utils
 import torch
 from einops import rearrange
 
-from gan_core.model import DualGAN
-from gan_core.precision import choose_dtype, memory_format_for, prepare
-from gan_core.runner import DualGANRunner, default_pixel_budget
-from gan_core.weights import WeightsInfo
+from ..gan_core.model import DualGAN
+from ..gan_core.precision import choose_dtype, memory_format_for, prepare
+from ..gan_core.runner import DualGANRunner, default_pixel_budget
+from ..gan_core.weights import WeightsInfo
 
 logger = logging.getLogger(__name__)
 
