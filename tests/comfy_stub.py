@@ -87,7 +87,8 @@ class Recorder:
         self.progress: list[tuple[int, int]] = []
         self.loads: list[int] = []
         self.empty_cache = 0
-        self.interrupt_after: int | None = None
+        self.interrupt_after: int | None = None  # raise once this many progress updates were seen
+        self.interrupt_checks = 0  # how often the nodes asked whether the user pressed Cancel
 
 
 def install(models_dir: str, input_dir: str | None = None) -> Recorder:
@@ -121,6 +122,7 @@ def install(models_dir: str, input_dir: str | None = None) -> Recorder:
     utils.ProgressBar = ProgressBar
 
     def throw_exception_if_processing_interrupted():
+        rec.interrupt_checks += 1
         if rec.interrupt_after is not None and len(rec.progress) >= rec.interrupt_after:
             raise InterruptProcessingException()
 

@@ -166,6 +166,24 @@ def test_interrupt_stops_execution(comfy):
         _nodes_by_id(comfy.nodes)["DualGAN_Colorize"].execute(model=model, image=_image(b=2), render_size=512, saturation=1.0)
 
 
+def test_cancel_is_checked_inside_a_tile_not_only_between_tiles(comfy):
+    """ComfyUI's interrupt check reaches gan_core's passes: a full-resolution Style Transfer asks before
+    the first tile's encoder has finished, and many times per progress step."""
+    model = _load(comfy)
+    style = _nodes_by_id(comfy.nodes)["DualGAN_StyleTransfer"]
+    kwargs = dict(model=model, image=_image(h=90, w=70), style_name="tiny_style", strength=1.0, preserve_color="none",
+                  render_size=0)
+    style.execute(**kwargs)
+    steps, checks = len(comfy.rec.progress), comfy.rec.interrupt_checks
+    assert steps >= 1 and checks > 4 * steps, (steps, checks)
+    comfy.rec.progress.clear()
+    comfy.rec.interrupt_checks = 0
+    comfy.rec.interrupt_after = 0  # Cancel pressed before the run
+    with pytest.raises(comfy_stub.InterruptProcessingException):
+        style.execute(**kwargs)
+    assert comfy.rec.progress == [] and comfy.rec.interrupt_checks == 1  # stopped at the first check, inside the first pass
+
+
 def test_out_of_memory_retries_with_tiles(comfy, monkeypatch):
     model = _load(comfy)
     encoder = model.model.encoder
