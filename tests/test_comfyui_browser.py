@@ -129,3 +129,18 @@ def test_every_template_loads_with_the_dualgan_widgets(server, shots):
     assert seen_types == set(DUALGAN_WIDGETS)
     # errors the frontend raises on its own before any of our workflows is loaded are not ours
     assert errors == startup_errors, errors
+
+
+def test_a_workflow_saved_before_the_style_dropdown_loads_and_runs(server):
+    """Saved workflows hold style_name as free text ("" meant the style image); the editor keeps the
+    value and the server runs it."""
+    workflow = json.loads((REPO / "example_workflows" / "stylize_with_painting.json").read_text())
+    node = next(n for n in workflow["nodes"] if n["type"] == "DualGAN_StyleTransfer")
+    node["widgets_values"][0] = ""
+    node["widgets_values"][3] = 64  # render_size: quick
+    with Editor(server, settings={"Comfy.TutorialCompleted": True}) as editor:
+        nodes = editor.load(workflow)
+        widget = next(w for n in nodes if n["type"] == "DualGAN_StyleTransfer" for w in n["widgets"] if w["name"] == "style_name")
+        assert widget["value"] == ""
+        entry = editor.press_run()
+    assert entry["status"]["status_str"] == "success", entry["status"]
