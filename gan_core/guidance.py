@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_lab
+from .color import grey_rgb_from_lightness, rgb_to_lab
+from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
 
 AB_SCALE = 110.0  # ab units per guidance unit
 GUIDE_CHANNELS = 6  # hint a, hint b, hint confidence, reference a, reference b, reference confidence
@@ -34,6 +35,10 @@ SPREAD_SIGMAS = (0.03, 0.1, 0.3, 1.0)
 SPREAD_RANGE_SIGMA = 0.08
 MATCH_TEMPERATURE = 0.01  # softmax temperature over cosine similarities
 MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity matrix)
+# Short side a colour reference (or a video's previous frame) is encoded at; memory positions are 1/64
+# of its pixels, and matching costs target positions x memory positions x 768 multiply-adds.
+REFERENCE_SIZE = 384
+GREY_REFERENCE_CHROMA = 2.0  # a reference whose mean chroma is below this (Lab units) has no colour to give
 
 
 @dataclass
@@ -231,6 +236,47 @@ class ReferenceMemory:
             ab[start : start + chunk] = torch.softmax(sim / temperature, dim=1) @ self.ab.to(queries.dtype)
         ab = ab.view(b, h, w, 2).permute(0, 3, 1, 2)
         return ab, best.clamp(0.0, 1.0).view(b, 1, h, w)
+
+
+@torch.no_grad()
+def memory_from_lab(encoder, lightness: torch.Tensor, ab: torch.Tensor, *, size: int = REFERENCE_SIZE,
+                    dtype: torch.dtype | None = None) -> ReferenceMemory:
+    """A memory of one picture given as L (1 x 1 x H x W, 0..100) and ab (1 x 2 x h x w, any size): its luminance is
+    encoded (short side ``size``, never upscaled) and its ab pooled onto the matching positions. A video's
+    previous output frame enters the memory this way."""
+    target = render_shape(*lightness.shape[-2:], size)
+    light = resize(lightness.float(), target)
+    grey = pad_for_network(grey_rgb_from_lightness(light))
+    param = next(encoder.parameters())
+    feats = encoder(grey.to(device=param.device, dtype=dtype or param.dtype), until="relu4_1")
+    keys = match_features(feats)
+    fy, fx = valid_features(*target)
+    keys = keys[:, :, :fy, :fx]
+    return ReferenceMemory.build([keys], [F.adaptive_avg_pool2d(resize(ab.float(), target).to(keys.device), (fy, fx))])
+
+
+def reference_memory(encoder, references: list[torch.Tensor], *, size: int = REFERENCE_SIZE,
+                     dtype: torch.dtype | None = None) -> ReferenceMemory:
+    """One memory from colour reference photos (each N x 3 x H x W in 0..1; every image of every entry counts).
+    A reference with no colour of its own (grey, or nearly so) is refused with one sentence naming it."""
+    memories = []
+    count = 0
+    for entry in references:
+        rgb = check_image(entry, "reference image")
+        for i in range(rgb.shape[0]):
+            count += 1
+            lab = rgb_to_lab(resize(rgb[i : i + 1], render_shape(*rgb.shape[-2:], size)))
+            chroma = float(lab[:, 1:].norm(dim=1).mean())
+            if chroma < GREY_REFERENCE_CHROMA:
+                raise ValueError(f"reference image {count} is grey (mean chroma {chroma:.1f} Lab units): it has no colours "
+                                 "to lend; give a colour photo")
+            memories.append(memory_from_lab(encoder, lab[:, :1], lab[:, 1:], size=size, dtype=dtype))
+    if not memories:
+        raise ValueError("no reference images were given")
+    memory = memories[0]
+    for other in memories[1:]:
+        memory = memory.extended(other)
+    return memory
 
 
 def match_reference(target_feats: dict[str, torch.Tensor], reference_feats: list[dict[str, torch.Tensor]],

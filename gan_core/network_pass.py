@@ -10,6 +10,7 @@ to ``decode_colour``, the single place where the colour decoder is called.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -20,6 +21,7 @@ from torch.profiler import record_function
 
 from .encoder import STRIDE
 from .geometry import valid_features
+from .guidance import ReferenceMemory, guidance_map, match_features
 from .model import DualGAN
 from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
 from .style_path import StyleSpec, fast_style_network
@@ -28,10 +30,20 @@ from .tiling import Span, tiled_map
 
 @dataclass(frozen=True)
 class ColourCondition:
-    """What the colour decoder is conditioned on besides the image: ``palette``, the soft ab
-    histograms of reference images (N x Q, N = 1 for the whole batch or one per image)."""
+    """What the colour decoder is conditioned on besides the image.
+
+    ``palette``: soft ab histograms of palette images (N x Q, N = 1 for the whole batch or one per image).
+    ``hints``: the spread user hints (ab B x 2, confidence B x 1) at half the padded render size of the batch.
+    ``memory``: the colour references (and a video's previous frame), matched at every encoder pass.
+    """
 
     palette: torch.Tensor | None = None
+    hints: tuple[torch.Tensor, torch.Tensor] | None = None
+    memory: ReferenceMemory | None = None
+
+    @property
+    def guided(self) -> bool:
+        return self.hints is not None or self.memory is not None
 
     def check(self, batch: int) -> None:
         if self.palette is not None and self.palette.shape[0] not in (1, batch):
@@ -42,7 +54,23 @@ class ColourCondition:
         palette = self.palette
         if palette is not None and palette.shape[0] > 1:
             palette = palette[start:stop]
-        return ColourCondition(palette)
+        return dataclasses.replace(self, palette=palette)
+
+    def guide(self, feats: dict[str, torch.Tensor], region: tuple[Span, Span] | None = None) -> torch.Tensor | None:
+        """The decoder's guidance map for these encoder taps (of the tile ``region`` of the padded image, in pixels)."""
+        if not self.guided:
+            return None
+        size = tuple(feats["relu2_2"].shape[-2:])
+        batch = feats["relu2_2"].shape[0]
+        hints = self.hints
+        if hints is not None and region is not None:
+            rows, columns = (slice(span.start // 2, span.stop // 2) for span in region)
+            hints = (hints[0][:, :, rows, columns], hints[1][:, :, rows, columns])
+        reference = None
+        if self.memory is not None:
+            with record_function("dualgan.reference_matching"):
+                reference = self.memory.match(match_features(feats))
+        return guidance_map(size, batch=batch, hint=hints, reference=reference, device=feats["relu2_2"].device)
 
 
 def select_style(style: StyleSpec | None, start: int, stop: int) -> StyleSpec | None:
@@ -53,10 +81,12 @@ def select_style(style: StyleSpec | None, start: int, stop: int) -> StyleSpec | 
     return StyleSpec(code, style.adapter, style.strength, style.fast)
 
 
-def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: ColourCondition) -> torch.Tensor:
-    """ab at 1/2 scale (float32) from the encoder's taps."""
+def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: ColourCondition,
+                  region: tuple[Span, Span] | None = None) -> torch.Tensor:
+    """ab at 1/2 scale (float32) from the encoder's taps (of the tile ``region``, when tiled)."""
+    guide = colour.guide(feats, region)
     with record_function("dualgan.colour_decoder"):
-        logits = model.color_decoder(feats, colour.palette)
+        logits = model.color_decoder(feats, colour.palette) if guide is None else model.color_decoder(feats, colour.palette, guide)
     with record_function("dualgan.annealed_mean"):
         # fp32 logits in, so the ab map comes out fp32 (not rounded to the network's bf16/fp16)
         return model.ab_from_logits(logits.float())
@@ -161,7 +191,7 @@ class NetworkPass:
     def _encode_tile(self, state: _TileFeatures, piece: torch.Tensor, spans: tuple[Span, Span]) -> list[torch.Tensor]:
         sy, sx = spans
         feats = self.encode(piece)
-        ab_half = decode_colour(self.model, feats, self.colour) if self.need_color else None
+        ab_half = decode_colour(self.model, feats, self.colour, spans) if self.need_color else None
         if self.style is not None:
             f = feats["relu4_1"]
             state.kept[(sy.start, sx.start)] = f

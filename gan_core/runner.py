@@ -10,6 +10,7 @@ it plans the sizes once per run, splits the batch, and hands each piece to the m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from .compose import compose, smooth_chroma
 from .encoder import STRIDE
 from .fullres import FullResolution, chroma_coefficients, full_lightness, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
+from .guidance import HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
 from .network_pass import ColourCondition, NetworkPass, interrupt_points, select_style
 from .style_codes import StyleCode
@@ -235,34 +237,53 @@ class DualGANRunner:
         palette: torch.Tensor | None = None,
         saturation: float = 1.0,
         temporal_smoothing: float = 0.0,
+        hints: HintMap | None = None,
+        reference: list[torch.Tensor] | torch.Tensor | None = None,
+        video: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[FullResolution]:
         """Run the networks at render size and yield, per image, a ``FullResolution`` that renders
         the results at the input's size strip by strip (so memory stays bounded for huge scans).
 
-        ``palette`` conditions the colour decoder (``ColourCondition``). ``temporal_smoothing``
-        (0..0.95) treats the batch as consecutive video frames and carries chroma over from the
-        previous frame where the luminance did not change (see ``smooth_chroma``).
+        ``palette``, ``hints`` (at the input's size) and ``reference`` (colour photos, one memory) condition
+        the colour decoder (``ColourCondition``). ``video`` treats the batch as consecutive frames: with
+        guided weights each frame also matches the previous output frame, so colours follow motion.
+        ``temporal_smoothing`` (0..0.95) carries chroma over from the previous frame where the luminance
+        did not change (see ``smooth_chroma``).
         """
         if not 0.0 <= temporal_smoothing <= 0.95:
             raise ValueError(f"temporal_smoothing must be between 0 and 0.95, got {temporal_smoothing}")
         rgb = check_image(image)
         batch, _, height, width = rgb.shape
-        colour = ColourCondition(palette)
+        colour = ColourCondition(palette, memory=self._reference_memory(reference, hints))
         colour.check(batch)
+        if hints is not None and hints.batch not in (1, batch):
+            raise ValueError(f"the hints batch has {hints.batch} images; give 1 or one per image ({batch})")
         if style is not None and style.code.mean.shape[0] not in (1, batch):
             raise ValueError(f"the style batch has {style.code.mean.shape[0]} images; give 1 or one per image ({batch})")
         plan = self.plan(batch, height, width, render_size)
+        follow = video and need_color and self.model.guided  # each frame matches the previous output frame
+        if follow:
+            plan = dataclasses.replace(plan, chunk=1)
         step = _Steps(progress, plan.steps(stylised=style is not None))
         previous = None  # (ab_half, guide_half) of the last frame, for temporal smoothing
+        last_frame = None  # the memory of the last output frame, when following a video
         for start in range(0, batch, plan.chunk):
             stop = start + plan.chunk
             items = rgb[start:stop]
             lightness = [full_lightness(items[i : i + 1], self.device, self.pixel_budget) for i in range(items.shape[0])]
             light_r = torch.cat([resize(lum.to(self.device), plan.render) for lum in lightness])
             grey = pad_for_network(grey_rgb_from_lightness(light_r))
+            condition = colour.select(start, stop)
+            if hints is not None and need_color:
+                condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_r, plan))
+            if last_frame is not None:
+                condition = dataclasses.replace(condition, memory=last_frame.extended(colour.memory))
             ab_half, stylised = self._network_pass(grey, plan.render, need_color=need_color, style=select_style(style, start, stop),
-                                                   colour=colour.select(start, stop), on_step=step)
+                                                   colour=condition, on_step=step)
+            if follow:
+                rows, columns = (math.ceil(n / 2) for n in plan.render)
+                last_frame = memory_from_lab(self.model.encoder, light_r, ab_half[:, :, :rows, :columns], dtype=self.dtype)
             if ab_half is not None and temporal_smoothing > 0:
                 guide_half = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
                 ab_half, previous = smooth_chroma(ab_half, guide_half, previous, temporal_smoothing)
@@ -271,6 +292,32 @@ class DualGANRunner:
                 coefficients = chroma_coefficients(ab_half, grey, saturation=saturation, radius=self.chroma_radius,
                                                    eps=self.chroma_eps)
             yield from self._full_resolution(plan, items, lightness, coefficients, stylised)
+
+    def _check_guided(self, what: str) -> None:
+        if not self.model.guided:
+            raise ValueError(f"{what} need weights trained with guided colour, and these weights predate it; use the "
+                             "shipped default weights or a file from a newer `python -m train base`")
+
+    def _reference_memory(self, reference, hints) -> ReferenceMemory | None:
+        if hints is not None:
+            self._check_guided("colour hints")
+        if reference is None or (isinstance(reference, (list, tuple)) and not reference):
+            return None
+        self._check_guided("reference photos")
+        references = [reference] if isinstance(reference, torch.Tensor) else list(reference)
+        with torch.no_grad(), record_function("dualgan.reference_encoder"):
+            return reference_memory(self.model.encoder, [r.to(self.device) for r in references], dtype=self.dtype)
+
+    @torch.no_grad()
+    def _spread_hints(self, hints: HintMap, light_r: torch.Tensor, plan: RunPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunk's hints spread along its picture, at half the padded render size (no hints in the padding)."""
+        (h_r, w_r), (hp, wp) = plan.render, plan.padded
+        small = hints.resized((h_r, w_r))
+        pad = (0, wp - w_r, 0, hp - h_r)
+        small = HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
+        guide_l = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
+        with record_function("dualgan.hint_spreading"):
+            return spread_hints(HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device)), guide_l)
 
     def _full_resolution(self, plan: RunPlan, items, lightness, coefficients, stylised) -> Iterator[FullResolution]:
         (height, width), (h_r, w_r) = plan.size, plan.render
@@ -305,13 +352,15 @@ class DualGANRunner:
         return result
 
     # ---- the three jobs ------------------------------------------------------------------
-    def colorize(self, image, *, render_size=512, palette=None, saturation=1.0, temporal_smoothing=0.0, progress=None) -> torch.Tensor:
-        """Natural colours for (grey or colour) images; output size and luminance are the input's."""
+    def colorize(self, image, *, render_size=512, palette=None, saturation=1.0, temporal_smoothing=0.0, hints=None,
+                 reference=None, video=False, progress=None) -> torch.Tensor:
+        """Natural colours for (grey or colour) images; output size and luminance are the input's. ``hints``,
+        ``reference`` and ``video`` guide the colours (see ``run``)."""
         return self._render(
             image,
             lambda p, out: lightness_ab_to_rgb(p.lightness, p.ab_color, out=out),
             render_size=render_size, palette=palette, saturation=saturation, temporal_smoothing=temporal_smoothing,
-            progress=progress,
+            hints=hints, reference=reference, video=video, progress=progress,
         )
 
     def stylize(self, image, style: StyleSpec, *, render_size=512, preserve_color="none", progress=None) -> torch.Tensor:
@@ -328,13 +377,13 @@ class DualGANRunner:
         return self._render(image, make, render_size=render_size, need_color=need_color, style=style, progress=progress)
 
     def blend(self, image, style: StyleSpec, *, lambda_content, lambda_color, render_size=512, palette=None, saturation=1.0,
-              temporal_smoothing=0.0, progress=None):
+              temporal_smoothing=0.0, hints=None, reference=None, video=False, progress=None):
         """(blend, colorized, stylized) from one encoder pass; style.strength is lambda_style."""
         for name, value in (("lambda_content", lambda_content), ("lambda_color", lambda_color), ("lambda_style", style.strength)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         kwargs = dict(render_size=render_size, style=style, palette=palette, saturation=saturation,
-                      temporal_smoothing=temporal_smoothing, progress=progress)
+                      temporal_smoothing=temporal_smoothing, hints=hints, reference=reference, video=video, progress=progress)
         three = self._render(image, lambda p, out: torch.cat([
             compose(p.lightness, p.ab_color, p.lab_style, lambda_content, lambda_color),
             lightness_ab_to_rgb(p.lightness, p.ab_color),
