@@ -154,8 +154,8 @@ class _Runner:
 
 def test_guided_rows_say_why_they_are_missing():
     grey = torch.rand(1, 3, 8, 8)
-    old = eval_guided.Guided(_Runner(ValueError("w.safetensors predates guided colour; retrain")), 512)
-    assert old("hints", grey, hints=object()) is None and "predates guided colour" in old.missing["hints"]
+    old = eval_guided.Guided(_Runner(ValueError("colour hints need guided weights, and these weights predate it")), 512)
+    assert old("hints", grey, hints=object()) is None and "predate it" in old.missing["hints"]
     assert old("hints", grey, hints=object()) is None and old.runner.calls == 1  # asked once, then remembered
     with pytest.raises(ValueError, match="broken"):
         eval_guided.Guided(_Runner(ValueError("broken hints")), 512)("hints", grey, hints=object())
@@ -195,10 +195,32 @@ def test_eval_guided_end_to_end(tmp_path):
     assert int(hints10["photos"]) == 3 and int(hints10["samples"]) == 6  # three photos x two seeds
     pan = list(csv.DictReader(open(out / "pan.csv")))
     assert pan[0]["colour"] == "per-frame" and pan[-1]["colour"] == "real frames" and float(pan[-1]["flicker_mean"]) == 0.0
-    assert (out / "guided_sheet.png").exists() and (out / "hints_sheet.png").exists()
+    with Image.open(out / "guided_sheet.png") as sheet, Image.open(out / "hints_sheet.png") as marks:
+        assert sheet.width == 5 * 192 and marks.width == 2 * 384  # no model columns; hints sheet: 1 and 10 hints
     report = json.loads((out / "guided.json").read_text())
     assert report["guided"]["per_photo"] and report["decoding"]["temperature"] == 0.38
     bad = subprocess.run([sys.executable, "-m", "train", "eval-guided", str(weights), "--data", str(data), "--out", str(out),
                           "--pan-photo", "nowhere.png", "--hints", "1", "--seeds", "0", "--limit", "1", "-q"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not a held-out photo" in bad.stderr  # the default pairs name photos this folder lacks
+
+
+def test_eval_guided_scores_a_guided_model(tmp_path):
+    import dataclasses
+
+    from gan_core.config import tiny_config
+
+    data = _mini_data(tmp_path / "data")
+    weights = write_tiny_weights(tmp_path / "w.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
+    out = tmp_path / "guided"
+    proc = subprocess.run([sys.executable, "-m", "train", "eval-guided", str(weights), "--data", str(data), "--out", str(out),
+                           "--pairs", str(data / "pairs.json"), "--size", "200", "--hints", "10", "--seeds", "0", "--limit", "1",
+                           "--pan-photo", "photos/eval/p2.png", "-q"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["condition"], r["method"]) for r in csv.DictReader(open(out / "guided.csv"))}
+    assert {("hints_10", "ours"), ("reference_a", "ours"), ("reference_b", "ours"), ("reference_c", "ours")} <= rows
+    assert "| hints_10 | 1 |" in proc.stdout and "no model rows" not in proc.stdout
+    pan = [r["colour"] for r in csv.DictReader(open(out / "pan.csv"))]
+    assert "reference-propagated (video)" in pan
+    with Image.open(out / "guided_sheet.png") as sheet:  # ours beside each baseline: seven columns, not five
+        assert sheet.width == 7 * 192
