@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from gan_core.color import grey_rgb_from_lightness, lightness_ab_to_rgb, rgb_to_lab
 from gan_core.geometry import pad_for_network
 
-# Picked by `python -m train eval-guided WEIGHTS --data DIR --sweep-hints` on TRAINING photos (512 px
-# long side, 10 and 100 hints): the grid point with the best mean PSNR; see docs for the table.
+# Picked by `python -m train sweep-hint-baseline --data DIR` on 12 TRAINING photos (512 px long side,
+# 1, 10 and 100 hints): the best mean PSNR of the 48-point grid in train/baseline_sweep.py.
 SIGMA_SPACE = 48.0  # pixels at 512 px on the long side
 SIGMA_RANGE = 6.0  # Lab L units
-PRIOR_WEIGHT = 0.05  # weight of grey, against a weight of 1 for a hint pixel at the same place and lightness
+PRIOR_WEIGHT = 0.01  # weight of grey, against a weight of 1 for a hint pixel at the same place and lightness
 MAX_PAIRS = 1 << 22  # pixel x hint-pixel weights held at once (16 MiB of float32)
 
 
