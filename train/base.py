@@ -30,6 +30,7 @@ from tqdm import tqdm
 from gan_core.color import grey_rgb_from_lightness, luminance, rgb_to_lab
 from gan_core.encoder import VGGEncoder
 from gan_core.model import DualGAN
+from gan_core.precision import memory_format_for
 from gan_core.style_codes import StyleCode, adain, feature_stats
 from gan_core.weights import save_weights
 
@@ -129,15 +130,18 @@ def estimate_prior(dataset: CropDataset, grid, samples: int = 64) -> torch.Tenso
 
 
 def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device) -> Networks:
-    """The loss network, discriminators and optimisers around ``model`` (moved to ``device``)."""
+    """The loss network, discriminators and optimisers around ``model``, on ``device`` in its
+    convolution layout (channels_last on the CPU, as for inference: oneDNN's bf16 convolutions,
+    forward and backward, are fastest in it)."""
+    layout = memory_format_for(device)
     loss_net = VGGEncoder(model.config.vgg_widths)
     loss_net.load_state_dict(model.encoder.state_dict())
-    loss_net.requires_grad_(False).eval().to(device)
+    loss_net.requires_grad_(False).eval().to(device, memory_format=layout)
     model.encoder.requires_grad_(settings.finetune_encoder)
-    model.to(device)
+    model.to(device, memory_format=layout)
     d_width = 64 if model.config.vgg_widths == VGG16_WIDTHS else 8
-    d_color = PatchDiscriminator(3, d_width).to(device)
-    d_style = PatchDiscriminator(3, d_width).to(device)
+    d_color = PatchDiscriminator(3, d_width).to(device, memory_format=layout)
+    d_style = PatchDiscriminator(3, d_width).to(device, memory_format=layout)
     gen_params = list(model.color_decoder.parameters())
     if settings.train_style_decoder:
         gen_params += list(model.style_decoder.parameters())
@@ -161,6 +165,7 @@ class BaseTrainer:
         self.gen = wrap(GeneratorStep(nets.model))
         self.d_color, self.d_style = wrap(nets.d_color), wrap(nets.d_style)
         self.amp = Amp(device, settings.amp)
+        self.layout = memory_format_for(device)
         self.timer = timer
 
     def train_mode(self) -> None:
@@ -171,7 +176,8 @@ class BaseTrainer:
     @torch.no_grad()
     def prepare(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> Batch:
         grid = self.nets.model.grid
-        rgb, paint = rgb.to(self.device), paint.to(self.device)
+        rgb = rgb.to(self.device, memory_format=self.layout)
+        paint = paint.to(self.device, memory_format=self.layout)
         with self.timer("inputs"):
             lab = rgb_to_lab(rgb)
             lightness, ab_true = lab[:, :1], lab[:, 1:]
@@ -185,7 +191,8 @@ class BaseTrainer:
                 taps = self.nets.loss_net(paint, until="relu4_1")
             taps = {k: v.float() for k, v in taps.items()}
         code = feature_stats(taps["relu4_1"]) if taps else None
-        return Batch(rgb, paint, lightness, grey_rgb_from_lightness(lightness), F.avg_pool2d(ab_true, 2),
+        grey = grey_rgb_from_lightness(lightness).contiguous(memory_format=self.layout)
+        return Batch(rgb, paint, lightness, grey, F.avg_pool2d(ab_true, 2),
                      F.avg_pool2d(lightness, 2), palette, taps, code)
 
     def degraded(self, rgb: torch.Tensor, lightness: torch.Tensor, step: int) -> torch.Tensor:
@@ -221,7 +228,7 @@ class BaseTrainer:
                 with self.timer("loss network"):
                     out_taps = self.nets.loss_net(stylised, until="relu4_1")
         with self.timer("losses"):
-            ab_pred = model.ab_from_logits(logits.float())
+            ab_pred = model.ab_from_logits(logits.float().contiguous())  # the plain layout: the differentiable path
             parts = {
                 "ce": losses.chroma_cross_entropy(logits, b.ab_half, model.grid, self.class_weights),
                 "hist": losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(b.ab_half, 2), model.grid),

@@ -8,6 +8,8 @@ style      per layer: squared distance of channel means plus squared Frobenius d
 colour     L1 distance between differentiable soft ab histograms
 chroma CE  cross-entropy of the predicted bin distribution against soft-encoded true chroma,
            with Zhang et al.'s class rebalancing so rare saturated colours are not drowned out
+           (both use ``bin_weights``: the Gaussian soft assignment of ``AbGrid.soft_assign`` as one
+           matrix product, bins innermost, since it runs on every pixel of every step)
 GAN        hinge or least-squares, for the discriminator and the generator
 TV         total variation, for smooth stylised output
 """
@@ -59,9 +61,27 @@ def style_loss(feats: dict[str, torch.Tensor], style: dict[str, torch.Tensor], l
     return total / len(layers)
 
 
+def bin_weights(ab: torch.Tensor, grid: AbGrid, sigma: float = 5.0) -> torch.Tensor:
+    """Gaussian soft assignment of each pixel of a B x 2 x H x W ab map to the bins, B x H x W x Q
+    (float32, summing to 1 per pixel): ``AbGrid.soft_assign`` with the bins innermost. Since
+    -|ab - c|^2 = 2 ab.c - |c|^2 - |ab|^2 and the last term is the same for every bin, it cancels in
+    the softmax, which leaves one product with the 2 x Q centres instead of a B x H x W x Q x 2 difference."""
+    b, _, h, w = ab.shape
+    centres = grid.centres.to(device=ab.device, dtype=torch.float32) / (sigma * sigma)
+    pixels = rearrange(ab.float(), "b c h w -> (b h w) c")
+    scaled = torch.addmm(-0.5 * (centres * centres).sum(1) * (sigma * sigma), pixels, centres.T)
+    return torch.softmax(scaled, dim=-1).view(b, h, w, -1)
+
+
+def soft_histogram(ab: torch.Tensor, grid: AbGrid, sigma: float = 5.0) -> torch.Tensor:
+    """The normalised soft ab histogram of each image, B x Q (``AbGrid.histogram``)."""
+    hist = bin_weights(ab, grid, sigma).sum(dim=(1, 2))
+    return hist / hist.sum(dim=1, keepdim=True).clamp_min(1e-8)
+
+
 def color_histogram_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, grid: AbGrid, sigma: float = 5.0) -> torch.Tensor:
     """L1 distance between the soft ab histograms of prediction and truth, averaged over images."""
-    return (grid.histogram(ab_pred, sigma) - grid.histogram(ab_true, sigma)).abs().sum(1).mean()
+    return (soft_histogram(ab_pred, grid, sigma) - soft_histogram(ab_true, grid, sigma)).abs().sum(1).mean()
 
 
 def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5, smooth_sigma: float = 1.0, bins_per_axis: int | None = None) -> torch.Tensor:
@@ -86,7 +106,7 @@ def chroma_cross_entropy(
     logits: torch.Tensor, ab_true: torch.Tensor, grid: AbGrid, weights: torch.Tensor | None = None, sigma: float = 5.0
 ) -> torch.Tensor:
     """Cross-entropy of B x Q x h x w logits against soft-encoded truth (B x 2 x h x w), rebalanced."""
-    target = grid.soft_assign(ab_true.float(), sigma)
+    target = rearrange(bin_weights(ab_true, grid, sigma), "b h w q -> b q h w")
     ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(1)  # B x h x w
     if weights is not None:
         ce = ce * weights.to(ce.device)[grid.bin_index(ab_true)]
