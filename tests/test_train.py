@@ -354,3 +354,23 @@ def test_train_base_init_from_a_file_then_export_keeps_the_new_config(image_dirs
     assert train_main(bad) == 2
     err = capsys.readouterr().err
     assert "has shape" in err and "Traceback" not in err
+
+
+def test_loss_bin_weights_equal_the_grids_soft_assignment():
+    grid = AbGrid(8)
+    ab = (torch.rand(2, 2, 9, 7) * 2 - 1) * 110
+    assert torch.allclose(losses.bin_weights(ab, grid).permute(0, 3, 1, 2), grid.soft_assign(ab), atol=1e-5)
+    assert torch.allclose(losses.soft_histogram(ab, grid), grid.histogram(ab), atol=1e-6)
+
+
+def test_profile_step_times_every_part(image_dirs, tmp_path):
+    import json
+
+    out = tmp_path / "profile.json"
+    args = ["profile-step", "--photos", str(image_dirs / "photos"), "--styles", str(image_dirs / "styles"), "--architecture",
+            "tiny", "--batch", "2", "--crop", "64", "--adv-start", "0", "--warmup", "0", "--measure", "1", "--json", str(out)]
+    assert train_main(args) == 0
+    result = json.loads(out.read_text())
+    assert {"data loading", "frozen encoder", "generator heads", "loss network", "discriminators", "backward",
+            "optimiser", "losses"} <= set(result["parts_seconds_per_step"])
+    assert result["samples_per_second"] > 0 and result["cache_fill_images"] > 0
