@@ -132,3 +132,18 @@ def test_distill_with_the_trainers_style_and_content_losses(setup, tmp_path):
     assert train_main(_args(root, teacher, plain, 1)) == 0
     with (plain / "losses.csv").open() as fh:
         assert next(csv.DictReader(fh))["style"] == ""  # off by default
+
+
+def test_distill_amp_follows_the_shared_helper(setup, tmp_path, monkeypatch):
+    from train import amp
+    from train.distill import DistillSettings, Distiller
+
+    root, teacher = setup
+    settings = DistillSettings(teacher=str(teacher), photos=str(root / "photos"), styles=str(root / "styles"),
+                               encoder_widths="2,4,4,8", decoder_widths="4,4,4,2")
+    monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: False)
+    assert Distiller(settings).amp.dtype is None  # emulated bf16 would be slower than fp32
+    monkeypatch.setattr(amp, "cpu_has_native_bf16", lambda: True)
+    assert Distiller(settings).amp.dtype is torch.bfloat16
+    assert Distiller(DistillSettings(**{**settings.__dict__, "amp": False})).amp.dtype is None
+    assert train_main(_args(root, teacher, tmp_path / "run", 1, "--no-amp")) == 0
