@@ -17,12 +17,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .guidance import hints_from_image
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
 from .precision import DTYPES, choose_dtype, prepare
 from .runner import DualGANRunner
 from .shipped import SHIPPED_WEIGHTS
 from .style_path import PRESERVE_COLOR, StyleSpec, trained_styles_available
 from .weights import WeightsError, inspect_weights, load_style_file, load_weights
+
+logger = logging.getLogger(__name__)
 
 
 class UsageError(ValueError):
@@ -93,14 +96,68 @@ def _run(args, job) -> int:
     return 0
 
 
+VIDEO_GROUP = 16  # frames coloured together; the last output frame is a reference for the next group
+
+
+def _hints(path: str, image: torch.Tensor):
+    """The hints painted in ``path`` for ``image``: an RGBA file's opaque pixels, or an RGB file's coloured strokes."""
+    rgb, alpha = read_image(path)
+    hints = hints_from_image(rgb if alpha is None else torch.cat([rgb, alpha], dim=1), image)
+    if hints.count() == 0:
+        logger.warning("%s holds no colour hints (no pixel stands apart from the picture's tint); colouring without them", path)
+        return None
+    return hints
+
+
 def cmd_colorize(args) -> int:
     palette_rgb = read_image(args.palette)[0] if args.palette else None
+    references = [read_image(path)[0] for path in args.reference or []]
+    if not 0.0 <= args.temporal_smoothing <= 0.95:
+        raise UsageError(f"--temporal-smoothing must be between 0 and 0.95, got {args.temporal_smoothing}")
 
     def job(runner):
         palette = runner.palette_from_image(palette_rgb) if palette_rgb is not None else None
-        return lambda r, rgb: {"": r.colorize(rgb, render_size=args.render_size, palette=palette, saturation=args.saturation)}
 
+        def make(r, rgb):
+            hints = _hints(args.hints, rgb) if args.hints else None
+            return {"": r.colorize(rgb, render_size=args.render_size, palette=palette, saturation=args.saturation,
+                                   hints=hints, reference=references or None)}
+
+        return make
+
+    if args.video:
+        return _run_video(args, references, palette_rgb)
     return _run(args, job)
+
+
+def _run_video(args, references: list[torch.Tensor], palette_rgb: torch.Tensor | None) -> int:
+    """The inputs as consecutive frames (sorted by name), coloured in groups with the previous output as a reference."""
+    inputs = sorted(collect_inputs(args.inputs), key=lambda p: p.name)
+    if not inputs:
+        raise UsageError(f"no images found in {', '.join(map(str, args.inputs))}")
+    outputs = _outputs(inputs, Path(args.output), f"_{args.command}")
+    runner = _load_model(args)
+    palette = runner.palette_from_image(palette_rgb) if palette_rgb is not None else None
+    first = None
+    last_output = None
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(inputs), VIDEO_GROUP), desc="video", unit="group", disable=args.quiet):
+            group = inputs[start : start + VIDEO_GROUP]
+            frames = [read_image(path) for path in group]
+            for path, (rgb, _) in zip(group, frames):
+                first = first or (path, tuple(rgb.shape[-2:]))
+                if tuple(rgb.shape[-2:]) != first[1]:
+                    raise UsageError(f"--video frames must all have one size: {path} is {rgb.shape[-1]} x {rgb.shape[-2]}, "
+                                     f"{first[0]} is {first[1][1]} x {first[1][0]}")
+            batch = torch.cat([rgb for rgb, _ in frames])
+            hints = _hints(args.hints, batch[:1]) if args.hints else None
+            refs = references + ([last_output] if last_output is not None else [])
+            out = runner.colorize(batch, render_size=args.render_size, palette=palette, saturation=args.saturation,
+                                  hints=hints, reference=refs or None, video=True, temporal_smoothing=args.temporal_smoothing)
+            for dst, image, (_, alpha) in zip(outputs[start:], out.split(1), frames):
+                write_image(dst, image, alpha)
+            last_output = out[-1:]
+    return 0
 
 
 def cmd_stylize(args) -> int:
@@ -166,7 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colorize", help="give black-and-white photos natural colours (keeps size and luminance)")
     common(p)
     p.add_argument("--saturation", type=float, default=1.0, help="colour strength: 0 grey, 1 as predicted (default), 2 twice")
-    p.add_argument("--palette", help="a reference image whose colours steer the result")
+    p.add_argument("--palette", help="an image whose overall colours steer the result")
+    p.add_argument("--hints", help="colour hints: an RGBA image whose opaque pixels are hints, or an RGB image (e.g. strokes "
+                   "painted over the photo) whose clearly coloured pixels are; scaled to each input")
+    p.add_argument("--reference", action="append", metavar="FILE",
+                   help="a colour photo to borrow colours from, region by region (repeatable: all are one memory)")
+    p.add_argument("--video", action="store_true",
+                   help="the inputs are consecutive frames (sorted by name): each frame also borrows from the previous output")
+    p.add_argument("--temporal-smoothing", type=float, default=0.0,
+                   help="0..0.95: carry colour over from the previous frame where the picture is still (with --video)")
     p.set_defaults(func=cmd_colorize)
 
     p = sub.add_parser("stylize", help="repaint images in the style of a painting")
