@@ -99,10 +99,19 @@ def _run(args, job) -> int:
 VIDEO_GROUP = 16  # frames coloured together; the last output frame is a reference for the next group
 
 
-def _hints(path: str, image: torch.Tensor):
-    """The hints painted in ``path`` for ``image``: an RGBA file's opaque pixels, or an RGB file's coloured strokes."""
+def _read_hints(path: str | None) -> torch.Tensor | None:
+    """The hints file as RGB, or RGBA when it has transparency (its opaque pixels are the hints)."""
+    if not path:
+        return None
     rgb, alpha = read_image(path)
-    hints = hints_from_image(rgb if alpha is None else torch.cat([rgb, alpha], dim=1), image)
+    return rgb if alpha is None else torch.cat([rgb, alpha], dim=1)
+
+
+def _hints(hints_rgb: torch.Tensor | None, image: torch.Tensor, path: str):
+    """The hints painted in ``hints_rgb`` (read from ``path``) for ``image``: opaque pixels, or coloured strokes."""
+    if hints_rgb is None:
+        return None
+    hints = hints_from_image(hints_rgb, image)
     if hints.count() == 0:
         logger.warning("%s holds no colour hints (no pixel stands apart from the picture's tint); colouring without them", path)
         return None
@@ -112,6 +121,7 @@ def _hints(path: str, image: torch.Tensor):
 def cmd_colorize(args) -> int:
     palette_rgb = read_image(args.palette)[0] if args.palette else None
     references = [read_image(path)[0] for path in args.reference or []]
+    hints_rgb = _read_hints(args.hints)
     if not 0.0 <= args.temporal_smoothing <= 0.95:
         raise UsageError(f"--temporal-smoothing must be between 0 and 0.95, got {args.temporal_smoothing}")
 
@@ -119,18 +129,18 @@ def cmd_colorize(args) -> int:
         palette = runner.palette_from_image(palette_rgb) if palette_rgb is not None else None
 
         def make(r, rgb):
-            hints = _hints(args.hints, rgb) if args.hints else None
+            hints = _hints(hints_rgb, rgb, args.hints)
             return {"": r.colorize(rgb, render_size=args.render_size, palette=palette, saturation=args.saturation,
                                    hints=hints, reference=references or None)}
 
         return make
 
     if args.video:
-        return _run_video(args, references, palette_rgb)
+        return _run_video(args, references, palette_rgb, hints_rgb)
     return _run(args, job)
 
 
-def _run_video(args, references: list[torch.Tensor], palette_rgb: torch.Tensor | None) -> int:
+def _run_video(args, references: list[torch.Tensor], palette_rgb: torch.Tensor | None, hints_rgb: torch.Tensor | None) -> int:
     """The inputs as consecutive frames (sorted by name), coloured in groups with the previous output as a reference."""
     inputs = sorted(collect_inputs(args.inputs), key=lambda p: p.name)
     if not inputs:
@@ -150,7 +160,7 @@ def _run_video(args, references: list[torch.Tensor], palette_rgb: torch.Tensor |
                     raise UsageError(f"--video frames must all have one size: {path} is {rgb.shape[-1]} x {rgb.shape[-2]}, "
                                      f"{first[0]} is {first[1][1]} x {first[1][0]}")
             batch = torch.cat([rgb for rgb, _ in frames])
-            hints = _hints(args.hints, batch[:1]) if args.hints else None
+            hints = _hints(hints_rgb, batch[:1], args.hints)
             refs = references + ([last_output] if last_output is not None else [])
             out = runner.colorize(batch, render_size=args.render_size, palette=palette, saturation=args.saturation,
                                   hints=hints, reference=refs or None, video=True, temporal_smoothing=args.temporal_smoothing)

@@ -86,7 +86,7 @@ def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: Colour
     """ab at 1/2 scale (float32) from the encoder's taps (of the tile ``region``, when tiled)."""
     guide = colour.guide(feats, region)
     with record_function("dualgan.colour_decoder"):
-        logits = model.color_decoder(feats, colour.palette) if guide is None else model.color_decoder(feats, colour.palette, guide)
+        logits = model.color_decoder(feats, colour.palette, guide)
     with record_function("dualgan.annealed_mean"):
         # fp32 logits in, so the ab map comes out fp32 (not rounded to the network's bf16/fp16)
         return model.ab_from_logits(logits.float())

@@ -64,7 +64,7 @@ class GeneratorStep(nn.Module):
         self.model = model
 
     def forward(self, feats, palette, style_mean, style_std, guide=None):
-        logits = self.model.color_decoder(feats, palette, guide) if guide is not None else self.model.color_decoder(feats, palette)
+        logits = self.model.color_decoder(feats, palette, guide)
         if style_mean is None:
             return logits, None, None
         f = feats["relu4_1"].float()  # the AdaIN target is also the content loss's target: fp32
