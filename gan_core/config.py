@@ -70,19 +70,24 @@ class DualGANConfig:
     @classmethod
     def from_json(cls, text: str) -> "DualGANConfig":
         """Parse a config; raises ValueError naming the field that is wrong or unknown."""
-        raw = json.loads(text)
-        if not isinstance(raw, dict):
-            raise ValueError("the architecture config is not a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"the architecture config has unknown fields {unknown}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:  # a field of the wrong type
-            raise ValueError(f"the architecture config is invalid ({exc})") from None
+        return cls.with_fields(json.loads(text))
 
+    @classmethod
+    def with_fields(cls, fields: object, base: "DualGANConfig | None" = None, *,
+                    source: str = "the architecture config") -> "DualGANConfig":
+        """``base`` (default: the defaults) with ``fields`` (a JSON object) replaced; ValueError naming ``source``
+        and the field that is wrong or unknown."""
+        if not isinstance(fields, dict):
+            raise ValueError(f"{source} is not a JSON object of config fields (got {fields!r})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"{source} has unknown fields {unknown}; known fields: {', '.join(sorted(known))}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        try:
+            return dataclasses.replace(base if base is not None else cls(), **values)
+        except TypeError as exc:  # a field of the wrong type
+            raise ValueError(f"{source} is invalid ({exc})") from None
 
 def tiny_config() -> DualGANConfig:
     """A few-thousand-parameter model for tests and smoke runs."""

@@ -33,18 +33,7 @@ ARCHITECTURES = {"default": DualGANConfig, "tiny": tiny_config}
 
 def with_overrides(config: DualGANConfig, overrides: dict) -> DualGANConfig:
     """``config`` with the fields of ``overrides`` (``--model-config``) replaced."""
-    if not isinstance(overrides, dict):
-        raise ValueError(f"--model-config must be a JSON object of config fields, got {overrides!r}")
-    known = {f.name for f in dataclasses.fields(DualGANConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"--model-config names unknown fields {unknown}; known fields: {', '.join(sorted(known))}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    try:
-        return dataclasses.replace(config, **values)
-    except TypeError as exc:
-        raise ValueError(f"--model-config is invalid ({exc})") from None
-
+    return DualGANConfig.with_fields(overrides, config, source="--model-config")
 
 def architecture_config(settings) -> DualGANConfig:
     if settings.architecture not in ARCHITECTURES:
