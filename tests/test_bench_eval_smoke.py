@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 
 from gan_core.testing import write_tiny_weights
+
+from .mini_data import write_data_folder
 from train import metrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +52,8 @@ def test_metrics_hand_checked():
 
 
 def test_eval_on_a_mini_data_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    records = []
-    for split, kind, folder, n in (("eval", "photo", "photos/eval", 2), ("train", "photo", "photos/train", 2), ("train", "painting", "styles", 2)):
-        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            name = f"{folder}/{kind}{i}.png"
-            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / name)
-            records.append({"file": name, "split": split, "kind": kind, "title": f"{kind} {i}"})
-    (tmp_path / "manifest.json").write_text(json.dumps(records))
+    write_data_folder(tmp_path, (("eval", "photo", "photos/eval", 2), ("train", "photo", "photos/train", 2),
+                                 ("train", "painting", "styles", 2)))
     weights = write_tiny_weights(tmp_path / "w.safetensors")
     out = tmp_path / "report"
     proc = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path), "--out", str(out),

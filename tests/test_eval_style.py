@@ -9,15 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from gan_core.testing import write_tiny_weights
 from gan_core.weights import atomic_save_safetensors
 from train import effnet_import, eval_style, metrics
 from train.effnet_lite import EfficientNetLite0, SameConv
+
+from .mini_data import write_data_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,16 +91,8 @@ def test_effnet_file_round_trip(tmp_path):
 
 
 def test_eval_with_held_out_paintings_degraded_copy_and_decodings(tmp_path):
-    rng = np.random.default_rng(0)
-    records = []
-    for split, kind, folder, n in (("eval", "photo", "photos/eval", 2), ("train", "photo", "photos/train", 2),
-                                   ("train", "painting", "styles", 1), ("eval", "painting", "styles_eval", 2)):
-        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            name = f"{folder}/{kind}{i}.png"
-            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(tmp_path / name)
-            records.append({"file": name, "split": split, "kind": kind, "title": f"{kind} {i}"})
-    (tmp_path / "manifest.json").write_text(json.dumps(records))
+    write_data_folder(tmp_path, (("eval", "photo", "photos/eval", 2), ("train", "photo", "photos/train", 2),
+                                 ("train", "painting", "styles", 1), ("eval", "painting", "styles_eval", 2)))
     weights = write_tiny_weights(tmp_path / "w.safetensors", style_names=("painting1",))
     texture = _random_effnet(tmp_path / "effnet.safetensors")
     out = tmp_path / "report"
