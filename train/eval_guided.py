@@ -37,7 +37,7 @@ from gan_core.geometry import resize
 
 from . import baselines, metrics
 from .eval_images import contact_sheet, held_out_photos, load_image, read_manifest, to_pil
-from .eval_setup import add_decoding_arguments, load_runner
+from .eval_setup import add_decoding_arguments, add_model_arguments, load_runner
 
 logger = logging.getLogger(__name__)
 
@@ -387,12 +387,9 @@ def run_eval_guided(args) -> str:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval-guided", help="measure guided colour (hints, references, video) against training-free baselines")
-    p.add_argument("weights", type=Path, help="a DualGAN .safetensors file")
-    p.add_argument("--data", type=Path, required=True, help="the folder made by `python -m train fetch-data`")
-    p.add_argument("--out", type=Path, default=Path("runs/eval_guided"), help="where the tables and contact sheets go")
+    add_model_arguments(p, out=Path("runs/eval_guided"), out_help="where the tables and contact sheets go")
     p.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS, help="reference (c) pairs of held-out photos (JSON)")
     p.add_argument("--size", type=int, default=SIZE, help=f"long side of the photos (protocol: {SIZE})")
-    p.add_argument("--render-size", type=int, default=512, help="the colour network's render size (default 512)")
     p.add_argument("--hints", type=int, nargs="+", default=list(HINT_COUNTS), help="hint counts (protocol: 1 10 100)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="hint seeds (protocol: 0 1 2)")
     p.add_argument("--limit", type=int, help="only the first N held-out photos")

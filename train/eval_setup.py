@@ -17,6 +17,14 @@ from gan_core.weights import load_weights
 RUNNER_DEFAULTS = DualGANRunner.__init__.__kwdefaults__
 
 
+def add_model_arguments(p, *, out: Path, out_help: str) -> None:
+    """The weights under evaluation, the data folder, the report folder and the render size."""
+    p.add_argument("weights", type=Path, help="a DualGAN .safetensors file")
+    p.add_argument("--data", type=Path, required=True, help="the folder made by `python -m train fetch-data`")
+    p.add_argument("--out", type=Path, default=out, help=out_help)
+    p.add_argument("--render-size", type=int, default=512, help="the colour network's render size (default 512)")
+
+
 def add_decoding_arguments(p) -> None:
     p.add_argument("--temperature", type=float, help="override the file's annealed-mean temperature")
     p.add_argument("--chroma-confidence", type=float, nargs="+", metavar="X",

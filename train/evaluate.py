@@ -28,7 +28,7 @@ from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
 
 from . import metrics
 from .eval_images import contact_sheet, held_out_photos, load_image, read_manifest
-from .eval_setup import add_decoding_arguments, load_runner
+from .eval_setup import add_decoding_arguments, add_model_arguments, load_runner
 from .eval_style import evaluate_style, style_report_lines
 from .effnet_import import DEFAULT_PATH as TEXTURE_NET_PATH
 
@@ -182,11 +182,8 @@ def run_eval(args) -> str:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="measure colour and style quality on the held-out images")
-    p.add_argument("weights", type=Path, help="a DualGAN .safetensors file")
-    p.add_argument("--data", type=Path, required=True, help="the folder made by `python -m train fetch-data`")
-    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="where the report and contact sheets go")
+    add_model_arguments(p, out=Path("runs/eval"), out_help="where the report and contact sheets go")
     p.add_argument("--size", type=int, default=512, help="long side the photos are evaluated at (default 512)")
-    p.add_argument("--render-size", type=int, default=512, help="the colour network's render size (default 512)")
     p.add_argument("--limit", type=int, help="only the first N held-out photos")
     p.add_argument("--degraded", action="store_true", help="also score a degraded (old-scan) copy of the held-out photos")
     p.add_argument("--style-photos", type=int, default=6)
