@@ -95,8 +95,9 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         raise ValueError(f"the hints image must be B x 3 (RGB) or B x 4 (RGBA) x H x W, got {tuple(hints_rgb.shape)}")
     if hints_rgb.shape[0] not in (1, image_rgb.shape[0]):
         raise ValueError(f"the hints batch has {hints_rgb.shape[0]} images; give 1 or one per image ({image_rgb.shape[0]})")
+    image_rgb = check_image(image_rgb)
     size = tuple(image_rgb.shape[-2:])
-    hints_rgb = hints_rgb.float().clamp(0.0, 1.0)
+    hints_rgb = torch.nan_to_num(hints_rgb.float(), nan=0.0).clamp(0.0, 1.0)
     if tuple(hints_rgb.shape[-2:]) != size:
         hints_rgb = F.interpolate(hints_rgb, size=size, mode="bilinear", align_corners=False)
     if mask is None and hints_rgb.shape[1] == 4:

@@ -295,8 +295,8 @@ class DualGANRunner:
 
     def _check_guided(self, what: str) -> None:
         if not self.model.guided:
-            raise ValueError(f"{what} need weights trained with guided colour, and these weights predate it; use the "
-                             "shipped default weights or a file from a newer `python -m train base`")
+            raise ValueError(f"{what} need weights trained with guided colour, and these weights predate it; use "
+                             "weights made by `python -m train base` with guided colour on (model_config guided: true)")
 
     def _reference_memory(self, reference, hints) -> ReferenceMemory | None:
         if hints is not None:

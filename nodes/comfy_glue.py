@@ -59,6 +59,18 @@ def to_bchw(image: torch.Tensor, what: str = "image") -> torch.Tensor:
     return rearrange(image, "b h w c -> b c h w")
 
 
+def mask_from_comfy(mask: torch.Tensor | None, what: str = "hint_mask") -> torch.Tensor | None:
+    """ComfyUI MASK (B x H x W, or H x W) to B x 1 x H x W; a mask that marks nothing counts as no mask
+    (Load Image gives an empty 64 x 64 mask for a picture without transparency)."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{what} must be a ComfyUI MASK (B x H x W), got {shape}")
+    mask = mask.reshape(-1, 1, *mask.shape[-2:]).float()
+    return mask if bool((mask > 0.5).any()) else None
+
+
 def to_comfy_image(image_bchw: torch.Tensor) -> torch.Tensor:
     """gan_core output to a ComfyUI IMAGE: float32, clamped, on the intermediate device."""
     out = rearrange(image_bchw.float().clamp(0.0, 1.0), "b c h w -> b h w c")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from comfy_api.latest import io
 
+from ..gan_core.guidance import hints_from_image
 from ..gan_core.style_path import PRESERVE_COLOR, STYLE_NETWORKS, StyleSpec
-from .comfy_glue import DualGANHandle, Progress, finish, to_bchw, to_comfy_image
+from .comfy_glue import DualGANHandle, Progress, finish, mask_from_comfy, to_bchw, to_comfy_image
 from .loader import DualGANModel
 from .style_choices import USE_STYLE_IMAGE, style_choices, style_name_from_choice
 from .style_choices import tooltip as style_tooltip
+
+logger = logging.getLogger(__name__)
 
 RENDER_TOOLTIP = ("Size, in pixels, of the short side at which the networks work; lower is faster. The result always "
                   "has the input's full size (what the networks make is carried up along the full-size picture's "
@@ -17,6 +22,21 @@ RENDER_TOOLTIP = ("Size, in pixels, of the short side at which the networks work
 IMAGE_TOOLTIP = "A picture or a batch of pictures (e.g. video frames). Colour pictures are read by their brightness; transparency is dropped."
 MODEL_TOOLTIP = "The model from Load DualGAN."
 PALETTE_TOOLTIP = "Optional: a picture whose colours the result should lean towards."
+TEMPORAL_TOOLTIP = ("For video frames in one batch: above 0, the batch is treated as a video; each frame takes its "
+                    "colours from the previous output frame (and any reference) where they show the same things, and "
+                    "carries colour over where the picture did not change, to stop flicker. 0 = every image on its "
+                    "own (unrelated images never borrow each other's colours).")
+HINTS_TOOLTIP = ("Optional: the picture with colour strokes or dots painted where you know the colour (the sky blue, "
+                 "a coat navy). Without hint_mask, a pixel counts as a hint where its colour stands clearly apart "
+                 "from the picture's own tint (more than 6 Lab units), so strokes painted over a grey or sepia scan "
+                 "in any editor work and JPEG noise does not. Each hint spreads over the region it belongs to. "
+                 "One picture for the whole batch, or one per image. Needs weights trained with guided colour.")
+HINT_MASK_TOOLTIP = ("Optional: marks which pixels of hints are hints (white = hint), e.g. the MASK of Load Image "
+                     "after painting in ComfyUI's mask editor. Any size; an empty mask is ignored.")
+REFERENCE_TOOLTIP = ("Optional: one or more colour photos of the same place, person or era (any batch size: every "
+                     "picture counts). Each region takes the colours of the regions it resembles in them, and keeps "
+                     "the automatic colours where nothing matches. Hints win where given. "
+                     "Needs weights trained with guided colour.")
 
 
 def _render_input(default: int = 512) -> io.Int.Input:
@@ -52,6 +72,28 @@ def _palette(runner, palette):
     return None if palette is None else runner.palette_from_image(to_bchw(palette, "palette"))
 
 
+def _guidance_inputs() -> list:
+    return [io.Image.Input("hints", optional=True, tooltip=HINTS_TOOLTIP),
+            io.Mask.Input("hint_mask", optional=True, tooltip=HINT_MASK_TOOLTIP),
+            io.Image.Input("reference", optional=True, tooltip=REFERENCE_TOOLTIP)]
+
+
+def _colour_guidance(images, hints, hint_mask, reference, temporal_smoothing: float) -> dict:
+    """The runner's guidance arguments from the node's optional inputs; a batch is a video when
+    temporal_smoothing is above 0."""
+    if hint_mask is not None and hints is None:
+        raise ValueError("hint_mask is connected but hints is not: connect the picture with the painted colours to hints")
+    hint_map = None
+    if hints is not None:
+        hint_map = hints_from_image(to_bchw(hints, "hints"), images, mask_from_comfy(hint_mask))
+        if hint_map.count() == 0:
+            logger.warning("the hints picture holds no colour hints (nothing painted stands apart from the picture's "
+                           "tint, and no mask marks any); colouring without them")
+            hint_map = None
+    refs = None if reference is None else [to_bchw(reference, "reference")]
+    return {"hints": hint_map, "reference": refs, "video": temporal_smoothing > 0}
+
+
 def _run(model: DualGANHandle, image, render_size: int, job, *, stylised: bool = False) -> io.NodeOutput:
     """Load the model for this image, run ``job(runner, images, progress)`` without autograd, free caches."""
     runner = model.runner_for(image, render_size)
@@ -78,19 +120,20 @@ class Colorize(io.ComfyNode):
                 io.Float.Input("saturation", default=1.0, min=0.0, max=2.0, step=0.05,
                                tooltip="Scales the predicted colour: 0 = grey, 1 = as predicted, 2 = twice as vivid."),
                 io.Float.Input("temporal_smoothing", default=0.0, min=0.0, max=0.95, step=0.05,
-                               tooltip="For video frames in one batch: carries colour over from the previous frame where "
-                                       "the picture did not change, to stop flicker. 0 = every image on its own."),
+                               tooltip=TEMPORAL_TOOLTIP),
                 io.Image.Input("palette", optional=True, tooltip=PALETTE_TOOLTIP),
+                *_guidance_inputs(),
             ],
             outputs=[io.Image.Output("colorized", display_name="colorized", tooltip="The colourised picture, same size as the input.")],
         )
 
     @classmethod
     def execute(cls, model: DualGANHandle, image, render_size: int, saturation: float, temporal_smoothing: float = 0.0,
-                palette=None) -> io.NodeOutput:
+                palette=None, hints=None, hint_mask=None, reference=None) -> io.NodeOutput:
         return _run(model, image, render_size, lambda runner, images, progress: runner.colorize(
             images, render_size=render_size, palette=_palette(runner, palette), saturation=saturation,
-            temporal_smoothing=temporal_smoothing, progress=progress))
+            temporal_smoothing=temporal_smoothing, progress=progress,
+            **_colour_guidance(images, hints, hint_mask, reference, temporal_smoothing)))
 
 
 class StyleTransfer(io.ComfyNode):
@@ -158,6 +201,9 @@ class Blend(io.ComfyNode):
                 _render_input(),
                 _style_image_input(),
                 io.Image.Input("palette", optional=True, tooltip=PALETTE_TOOLTIP + " Affects the natural colours."),
+                *_guidance_inputs(),
+                io.Float.Input("temporal_smoothing", default=0.0, min=0.0, max=0.95, step=0.05, optional=True,
+                               tooltip=TEMPORAL_TOOLTIP),
             ],
             outputs=[
                 io.Image.Output("blend", display_name="blend", tooltip="The mix set by the three sliders."),
@@ -172,8 +218,10 @@ class Blend(io.ComfyNode):
 
     @classmethod
     def execute(cls, model: DualGANHandle, image, style_name: str, lambda_content: float, lambda_style: float,
-                lambda_color: float, render_size: int, style_image=None, palette=None) -> io.NodeOutput:
+                lambda_color: float, render_size: int, style_image=None, palette=None, hints=None, hint_mask=None,
+                reference=None, temporal_smoothing: float = 0.0) -> io.NodeOutput:
         return _run(model, image, render_size, lambda runner, images, progress: runner.blend(
             images, _style_spec(runner, style_name, style_image, lambda_style), lambda_content=lambda_content,
-            lambda_color=lambda_color, render_size=render_size, palette=_palette(runner, palette), progress=progress),
-            stylised=True)
+            lambda_color=lambda_color, render_size=render_size, palette=_palette(runner, palette),
+            temporal_smoothing=temporal_smoothing, progress=progress,
+            **_colour_guidance(images, hints, hint_mask, reference, temporal_smoothing)), stylised=True)

@@ -74,7 +74,7 @@ def _make_io():
             raise NotImplementedError
 
     io.Schema, io.NodeOutput, io.ComfyNode = Schema, NodeOutput, ComfyNode
-    for name, io_type in (("Image", "IMAGE"), ("Int", "INT"), ("Float", "FLOAT"), ("String", "STRING"), ("Combo", "COMBO")):
+    for name, io_type in (("Image", "IMAGE"), ("Int", "INT"), ("Float", "FLOAT"), ("String", "STRING"), ("Combo", "COMBO"), ("Mask", "MASK")):
         setattr(io, name, _type(io_type))
     io.Custom = _type
     return io

@@ -433,3 +433,96 @@ def test_pack_works_next_to_another_packs_gan_core(tmp_path, order):
     # -I: no PYTHONPATH, no user site, and not this checkout on sys.path (as inside ComfyUI)
     done = subprocess.run([sys.executable, "-I", "-c", script, order], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0 and "both work" in done.stdout, done.stderr[-3000:]
+
+
+# ---- guided colour: hints, hint_mask, reference -----------------------------------------------------
+
+@pytest.fixture()
+def guided(comfy):
+    """The stand-in ComfyUI with a tiny guided weights file loaded."""
+    import dataclasses
+
+    from gan_core.config import tiny_config
+
+    write_tiny_weights(comfy.models / "dualgan" / "guided.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
+    return _load(comfy, "guided.safetensors")
+
+
+def _grey_scan(b=1, h=24, w=32):
+    return _image(b=b, h=h, w=w).mean(dim=-1, keepdim=True).expand(-1, -1, -1, 3).contiguous()
+
+
+def _painted(scan, colour=(0.1, 0.3, 0.9)):
+    hints = scan.clone()
+    hints[:, 2:8, 3:12] = torch.tensor(colour)
+    return hints
+
+
+def test_colorize_and_blend_take_hints_mask_and_reference(comfy, guided):
+    by_id = _nodes_by_id(comfy.nodes)
+    colorize = by_id["DualGAN_Colorize"]
+    names = {i.id: i for i in colorize.define_schema().inputs}
+    assert all(names[n].optional and names[n].tooltip for n in ("hints", "hint_mask", "reference"))
+    scan = _grey_scan()
+    auto = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0).args[0]
+    hinted = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, hints=_painted(scan)).args[0]
+    assert hinted.shape == auto.shape and not torch.equal(hinted, auto)
+    mask = torch.zeros(1, 12, 16)
+    mask[:, 1:4, 1:6] = 1.0  # half the picture's size: scaled to it
+    masked = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, hints=_painted(scan), hint_mask=mask).args[0]
+    assert not torch.equal(masked, auto)
+    reference = _image(b=2, h=30, w=30, seed=7)
+    referenced = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, reference=reference).args[0]
+    assert not torch.equal(referenced, auto)
+    blend = by_id["DualGAN_Blend"].execute(model=guided, image=scan, style_name="tiny_style", lambda_content=1.0,
+                                           lambda_style=1.0, lambda_color=1.0, render_size=16, hints=_painted(scan),
+                                           reference=reference).args
+    both = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, hints=_painted(scan),
+                            reference=reference).args[0]
+    assert torch.equal(blend[0], both) and torch.equal(blend[1], both)
+
+
+def test_hints_that_mark_nothing_colour_automatically(comfy, guided, caplog):
+    colorize = _nodes_by_id(comfy.nodes)["DualGAN_Colorize"]
+    scan = _grey_scan()
+    auto = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0).args[0]
+    for kwargs in ({"hints": scan}, {"hints": scan, "hint_mask": torch.zeros(1, 64, 64)}):
+        out = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, **kwargs).args[0]
+        assert torch.equal(out, auto)
+    assert "no colour hints" in caplog.text
+    # Load Image's empty mask beside painted strokes: the strokes are found by their colour.
+    painted = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, hints=_painted(scan)).args[0]
+    with_empty_mask = colorize.execute(model=guided, image=scan, render_size=16, saturation=1.0, hints=_painted(scan),
+                                       hint_mask=torch.zeros(1, 64, 64)).args[0]
+    assert torch.equal(painted, with_empty_mask)
+
+
+def test_guidance_input_errors_are_one_sentence(comfy, guided):
+    by_id = _nodes_by_id(comfy.nodes)
+    colorize = by_id["DualGAN_Colorize"]
+    scan = _grey_scan(b=3)
+    cases = [
+        (dict(model=guided, hint_mask=torch.ones(1, 24, 32)), "hint_mask is connected but hints is not"),
+        (dict(model=guided, hints=_painted(_grey_scan(b=2))), "hints batch has 2 images"),
+        (dict(model=guided, hints=_painted(scan[:1]), hint_mask=torch.ones(2, 24, 32)), "hint mask batch has 2"),
+        (dict(model=guided, reference=_grey_scan()), "reference image 1 is grey"),
+        (dict(model=_load(comfy), hints=_painted(scan[:1])), "predate"),
+        (dict(model=_load(comfy), reference=_image(seed=3)), "predate"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message) as caught:
+            colorize.execute(image=scan, render_size=16, saturation=1.0, **kwargs)
+        assert "\n" not in str(caught.value)
+
+
+def test_video_batch_follows_frames_only_when_smoothing_is_on(comfy, guided):
+    colorize = _nodes_by_id(comfy.nodes)["DualGAN_Colorize"]
+    frames = _grey_scan(b=3)
+    reference = _image(h=30, w=30, seed=7)
+    alone = colorize.execute(model=guided, image=frames, render_size=16, saturation=1.0, reference=reference).args[0]
+    single = [colorize.execute(model=guided, image=frames[i:i + 1], render_size=16, saturation=1.0,
+                               reference=reference).args[0] for i in range(3)]
+    assert torch.allclose(alone, torch.cat(single), atol=1e-5)  # an ordinary batch: no frame borrows from another
+    video = colorize.execute(model=guided, image=frames, render_size=16, saturation=1.0, temporal_smoothing=0.05,
+                             reference=reference).args[0]
+    assert torch.allclose(video[:1], alone[:1], atol=0.05) and not torch.allclose(video[1:], alone[1:], atol=1e-3)

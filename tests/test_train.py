@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import csv
 import os
 import socket
@@ -374,3 +375,18 @@ def test_profile_step_times_every_part(image_dirs, tmp_path):
     assert {"data loading", "frozen encoder", "generator heads", "loss network", "discriminators", "backward",
             "optimiser", "losses"} <= set(result["parts_seconds_per_step"])
     assert result["samples_per_second"] > 0 and result["cache_fill_images"] > 0
+
+
+def test_training_summary_names_no_directory_of_the_training_machine(tmp_path):
+    from train.base import training_summary
+    from train.settings import BaseSettings
+
+    data = tmp_path / "somewhere" / "data"
+    (data / "photos" / "train").mkdir(parents=True)
+    (data / "styles").mkdir()
+    (data / "manifest.json").write_text("{}")
+    settings = BaseSettings(photos=str(data / "photos" / "train"), styles=str(data / "styles"), degrade_prob=0.3)
+    summary = training_summary(settings, steps=7)
+    assert summary["photos"] == "photos/train" and summary["styles"] == "styles"
+    assert summary["data_manifest"] == "manifest.json" and summary["degrade_prob"] == 0.3
+    assert str(tmp_path) not in json.dumps(summary)

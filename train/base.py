@@ -353,11 +353,24 @@ def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, st
                          batch.paint)
 
 
+def _relative_to(path: str | Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` when it lies inside it, else its name only: weights metadata never
+    names a directory of the training machine."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
 def training_summary(settings: BaseSettings, steps: int) -> dict:
-    manifest = Path(settings.photos).parent.parent / "manifest.json"
+    """What a weights file records about its training: data paths relative to the data folder (the folder
+    that holds the photos' ``manifest.json``), the budget and the settings that shape the model."""
+    data = Path(settings.photos).parent.parent
+    manifest = data / "manifest.json"
     summary = {
-        "photos": str(settings.photos),
-        "styles": str(settings.styles),
+        "photos": _relative_to(settings.photos, data),
+        "styles": _relative_to(settings.styles, data) if settings.styles else "",
         "steps": steps,
         "batch": settings.batch,
         "crop": settings.crop,
@@ -365,11 +378,15 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
         "adv_start": settings.adv_start,
         "init": describe_init(settings.init) if settings.init else None,
         "finetune_encoder": settings.finetune_encoder,
+        "train_style_decoder": settings.train_style_decoder,
+        "degrade_prob": settings.degrade_prob,
+        "palette_prob": settings.palette_prob,
+        "lr_g": settings.lr_g,
         "lambdas": settings.lambdas,
         "amp": settings.amp,
     }
     if manifest.exists():
-        summary["data_manifest"] = str(manifest)
+        summary["data_manifest"] = _relative_to(manifest, data)
     return summary
 
 
