@@ -48,7 +48,7 @@ from .warm_start import VGG16_WIDTHS, build_generator, describe_init
 logger = logging.getLogger(__name__)
 
 LOGGED = ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style")
-MAY_CHANGE_ON_RESUME = ("steps", "export", "workers")
+MAY_CHANGE_ON_RESUME = ("steps", "export", "workers", "max_minutes")
 
 
 def untimed(part: str):
@@ -77,7 +77,7 @@ class Batch(NamedTuple):
     """A step's inputs and targets, computed without gradients."""
 
     rgb: torch.Tensor
-    paint: torch.Tensor
+    paint: torch.Tensor | None  # None in a run without paintings (the style decoder not trained)
     lightness: torch.Tensor  # what the model sees: the photo's L, or an old-scan rendering's
     grey: torch.Tensor
     ab_half: torch.Tensor  # true chroma at the colour decoder's 1/2 scale
@@ -174,10 +174,10 @@ class BaseTrainer:
             self.nets.model.encoder.eval()
 
     @torch.no_grad()
-    def prepare(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> Batch:
+    def prepare(self, rgb: torch.Tensor, paint: torch.Tensor | None, step: int) -> Batch:
         grid = self.nets.model.grid
         rgb = rgb.to(self.device, memory_format=self.layout)
-        paint = paint.to(self.device, memory_format=self.layout)
+        paint = None if paint is None else paint.to(self.device, memory_format=self.layout)
         with self.timer("inputs"):
             lab = rgb_to_lab(rgb)
             lightness, ab_true = lab[:, :1], lab[:, 1:]
@@ -260,7 +260,7 @@ class BaseTrainer:
                 out["d_style"] = losses.d_loss(real_s.float(), fake_s.float(), gan)
         return out
 
-    def step(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> tuple[dict, Batch, torch.Tensor, torch.Tensor]:
+    def step(self, rgb: torch.Tensor, paint: torch.Tensor | None, step: int) -> tuple[dict, Batch, torch.Tensor, torch.Tensor]:
         """One optimisation step of the generator (and, once adversarial, the discriminators)."""
         s, nets = self.settings, self.nets
         b = self.prepare(rgb, paint, step)
@@ -311,6 +311,8 @@ def make_trainer(settings: BaseSettings, data: TrainingData, run: RunFolder | No
 
 
 def train_base(settings: BaseSettings, resume: bool = False) -> Path:
+    if settings.train_style_decoder and not settings.styles:
+        raise ValueError("--styles (a folder of paintings) is required unless --no-train-style-decoder")
     rank, world, device = setup_distributed()
     run = RunFolder(settings.run_dir, settings, may_change=MAY_CHANGE_ON_RESUME, rank=rank)
     data = TrainingData(settings)
@@ -320,35 +322,59 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     trainer.train_mode()
     bar = tqdm(total=settings.steps, initial=start, disable=rank != 0, desc="base", dynamic_ncols=True)
     t0 = time.time()
+    deadline = t0 + 60 * settings.max_minutes if settings.max_minutes > 0 else None
+    meta = {"config": trainer.nets.model.config.to_json(), "device": describe_device(device), "amp_dtype": trainer.amp.name}
     batches = data.batches(start=start, stop=settings.steps, rank=rank, world=world)
+    done = start
     for step, (rgb, paint) in enumerate(batches, start=start):
         parts, batch, ab_pred, stylised = trainer.step(rgb, paint, step)
         done = step + 1
+        out_of_time = deadline is not None and time_is_up(deadline, device, world)
+        last = done == settings.steps or out_of_time
         if rank == 0:
             bar.update(1)
-            _log_and_sample(settings, run, log, done, time.time() - t0, parts, batch, ab_pred, stylised, bar)
-        if done % settings.checkpoint_every == 0 or done == settings.steps:
-            run.save(done, modules=trainer.nets.modules, optimizers=trainer.nets.optimizers,
-                     config=trainer.nets.model.config.to_json())
+            _log_and_sample(settings, run, log, done, time.time() - t0, parts, batch, ab_pred, stylised, bar, last)
+        if done % settings.checkpoint_every == 0 or last:
+            run.save(done, modules=trainer.nets.modules, optimizers=trainer.nets.optimizers, **meta)
             if world > 1:
                 dist.barrier()
+        if out_of_time:
+            logger.info("train base: max_minutes (%g) reached, stopped after step %d", settings.max_minutes, done)
+            break
     bar.close()
     if log is not None:
         log.close()
     if rank == 0 and settings.export:
-        export_from_model(trainer.nets.model, settings, Path(settings.export), steps=settings.steps)
+        export_from_model(trainer.nets.model, settings, Path(settings.export), steps=done)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
     return run.checkpoint
 
 
-def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, stylised, bar) -> None:
-    if done % settings.log_every == 0 or done == settings.steps:
+def time_is_up(deadline: float, device: torch.device, world: int = 1) -> bool:
+    """Whether the wall clock has passed ``deadline``; under DDP, whether it has on any rank, so all stop together."""
+    up = time.time() >= deadline
+    if world > 1:
+        flag = torch.tensor([float(up)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        up = bool(flag.item())
+    return up
+
+
+def describe_device(device: torch.device) -> str:
+    """The training device in words for the checkpoint and the weights' metadata, e.g. "cuda (NVIDIA H200)"."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, stylised, bar, last=False) -> None:
+    if done % settings.log_every == 0 or last:
         values = {k: float(v.detach()) for k, v in parts.items()}
         bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values.get('style', float('nan')):.3f}")
         log.write({"step": done, "seconds": f"{seconds:.2f}", **values})
-    if settings.sample_every and (done % settings.sample_every == 0 or done == settings.steps):
+    if settings.sample_every and (done % settings.sample_every == 0 or last):
         save_sample_grid(run.dir / f"samples_{done:06d}.png", batch.grey, batch.lightness, ab_pred, batch.rgb, stylised,
                          batch.paint)
 

@@ -16,8 +16,8 @@ def _base(args) -> int:
     from .base import train_base
 
     settings = settings_from_args(args, BaseSettings)
-    if not settings.photos or not settings.styles:
-        raise ValueError("--photos and --styles (folders of images) are required")
+    if not settings.photos:
+        raise ValueError("--photos (a folder of images) is required")
     ckpt = train_base(settings, resume=args.resume)
     print(f"checkpoint: {ckpt}")
     return 0
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for module in ("open_data", "vgg16_import", "evaluate", "distill", "step_profile"):
+    for module in ("open_data", "data_pack", "vgg16_import", "evaluate", "distill", "step_profile", "decoder_parts"):
         importlib.import_module(f"{__package__}.{module}").register(sub)
 
     p = sub.add_parser("base", help="train the shared model (both decoders) on photos and paintings")

@@ -121,17 +121,21 @@ class RunFolder:
 
 class TrainingData:
     """Crops of ``settings.photos`` and ``settings.styles`` (paintings: crops of 20-80 % of the short
-    side, so brush strokes show); ``cache_images`` keeps them decoded in memory."""
+    side, so brush strokes show); ``cache_images`` keeps them decoded in memory. Without ``styles``
+    (a run that does not train the style decoder) there are no paintings and their batches are None."""
 
     def __init__(self, settings) -> None:
         self.settings = settings
         cache = getattr(settings, "cache_images", True)
         self.photos = CropDataset(settings.photos, settings.crop, seed=settings.seed, cache=cache)
-        self.paintings = CropDataset(settings.styles, settings.crop, scales=(0.2, 0.8), seed=settings.seed + 1, cache=cache)
+        self.paintings = (CropDataset(settings.styles, settings.crop, scales=(0.2, 0.8), seed=settings.seed + 1, cache=cache)
+                          if settings.styles else None)
 
     def batches(self, *, start: int, stop: int, rank: int = 0, world: int = 1):
-        """(photo batch, painting batch) for each of the steps ``start`` .. ``stop``."""
+        """(photo batch, painting batch or None) for each of the steps ``start`` .. ``stop``."""
         s = self.settings
         loaders = [make_loader(d, batch_size=s.batch, start_step=start, total_steps=stop, rank=rank, world=world,
-                               workers=s.workers) for d in (self.photos, self.paintings)]
+                               workers=s.workers) for d in (self.photos, self.paintings) if d is not None]
+        if self.paintings is None:
+            return ((rgb, None) for rgb in loaders[0])
         return zip(*loaders)

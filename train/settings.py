@@ -43,6 +43,7 @@ class BaseSettings:
     log_every: int = 10
     sample_every: int = 250
     checkpoint_every: int = 200
+    max_minutes: float = 0.0  # > 0: stop cleanly (checkpoint, export) after the first step past this much training time
     export: str = ""  # also export the final weights here (fp16)
     init: str = ""  # start from a DualGAN weights file or a checkpoint (train.warm_start: across architectures)
     licence: str = "see README model card"
@@ -80,16 +81,21 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls=BaseSettings) ->
             parser.add_argument(flag, type=kind, default=None, help=f"(default {f.default!r})")
 
 
+def read_json_file(path: Path, what: str):
+    """The JSON value in ``path``; a missing file or invalid JSON fails with one sentence naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
 def settings_from_args(args: argparse.Namespace, cls=BaseSettings):
     values = {}
     if getattr(args, "config", None):
         path = Path(args.config)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such settings file")
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        values = read_json_file(path, "settings file")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -62,7 +62,7 @@ def fill_cache(data) -> tuple[float, int]:
     start = time.perf_counter()
     count = 0
     for dataset in (data.photos, data.paintings):
-        if dataset.cache:
+        if dataset is not None and dataset.cache:
             for i in range(len(dataset.paths)):
                 count += dataset._load(i) is not None
     return time.perf_counter() - start, count
