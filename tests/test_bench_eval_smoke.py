@@ -94,3 +94,18 @@ def test_student_speed_prints_both_networks():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "| shipped (VGG16 encoder)" in proc.stdout and "| student (random weights)" in proc.stdout
+
+
+def test_bench_guided_jobs_and_their_ratio_to_colorize(tmp_path):
+    import dataclasses
+
+    from gan_core.config import tiny_config
+
+    weights = write_tiny_weights(tmp_path / "g.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
+    proc = subprocess.run([sys.executable, "-m", "bench", "--weights", str(weights), "--quick", "--no-peer", "--jobs",
+                           "colorize,colorize_hints,colorize_reference,colorize_video"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for job in ("colorize_hints", "colorize_reference", "colorize_video"):
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| 64 | 1 | {job} |"))
+        assert row.rstrip(" |").endswith("x"), row  # the vs-colorize ratio is filled in
