@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from gan_core.color import grey_rgb_from_lightness, lightness_ab_to_rgb, rgb_to_lab
 from gan_core.geometry import resize
+from gan_core.guidance import GREY_REFERENCE_CHROMA
 
 from . import baselines, metrics
 from .eval_images import contact_sheet, held_out_photos, load_image, read_manifest, to_pil
@@ -215,7 +216,7 @@ def evaluate_guided(runner, data: Path, records: list[dict], *, pairs: dict[str,
         raise ValueError(f"{data}: the manifest lists no held-out photos")
     guided = Guided(runner, render_size)
     encoder = runner.model.encoder
-    scores, sheet, hint_sheet = Scores(), [], []
+    scores, sheet, hint_sheet, skipped = Scores(), [], [], {}
     for rec in tqdm(photos, desc="guided", disable=not progress):
         name = rec["file"]
         real = load_image(data / name, size)
@@ -244,6 +245,9 @@ def evaluate_guided(runner, data: Path, records: list[dict], *, pairs: dict[str,
         if name in pairs:
             references["reference_c"] = load_image(data / pairs[name], size)
         for condition, reference in references.items():
+            if float(rgb_to_lab(reference)[:, 1:].norm(dim=1).mean()) < GREY_REFERENCE_CHROMA:
+                skipped[condition] = skipped.get(condition, 0) + 1  # a grey photo has no colours to lend
+                continue
             base = baselines.reference_baseline(encoder, grey, [reference])
             scores.add(name, condition, "matching", base, real, grey_psnr)
             ours = guided("reference", grey, reference=[reference])
@@ -257,7 +261,8 @@ def evaluate_guided(runner, data: Path, records: list[dict], *, pairs: dict[str,
     _write_sheets(sheet, hint_sheet, hint_counts, seeds[0], out)
     return {"photos": len(photos), "size": size, "render_size": render_size, "hint_counts": list(hint_counts),
             "seeds": list(seeds), "pairs": len([p for p in photos if p["file"] in pairs]),
-            "summary": scores.summary(), "per_photo": scores.rows, "missing": guided.missing}
+            "summary": scores.summary(), "per_photo": scores.rows, "missing": guided.missing,
+            "grey_references_skipped": skipped}
 
 
 def _write_sheets(sheet, hint_sheet, hint_counts, seed, out: Path) -> None:
@@ -348,6 +353,8 @@ def write_guided_report(report: dict, out: Path) -> str:
               "them. Met: the target holds and ours beats the baseline."]
     for what, why in g["missing"].items():
         lines.append(f"- no model rows for {what}: {why}")
+    for condition, count in g.get("grey_references_skipped", {}).items():
+        lines.append(f"- {condition}: {count} photo(s) left out, their reference is grey (no colours to lend)")
     if pan is not None:
         with open(out / "pan.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=["colour", "frames", "psnr", "flicker_mean", "flicker_p95"])
