@@ -17,6 +17,8 @@ import math
 import torch
 from einops import rearrange
 
+from .interrupts import interrupt_point
+
 
 # Pixels decoded together by the bins-last annealed mean: 1024 x 484 bins x 4 bytes = 2 MB, about
 # the size of a core's L2 cache, so a block's logits and probabilities stay there.
@@ -73,30 +75,36 @@ class AbGrid:
         bins spread over many colours is muted rather than given one confident guess."""
         centres = self.centres.to(device=logits.device)
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
-            ab = self._annealed_mean_bins_last(logits, temperature, centres)
-        else:
-            probs = torch.softmax(logits.float() / temperature, dim=1)
-            ab = torch.einsum("bqhw,qc->bchw", probs, centres).to(logits.dtype)
+            return self._annealed_mean_bins_last(logits, temperature, centres, confidence)
+        probs = torch.softmax(logits.float() / temperature, dim=1)
+        ab = torch.einsum("bqhw,qc->bchw", probs, centres).to(logits.dtype)
         if confidence > 0:
             ab = ab * (1.0 - confidence * self.normalised_entropy(logits)).to(ab.dtype)
         return ab
 
-    def normalised_entropy(self, logits: torch.Tensor) -> torch.Tensor:
-        """Entropy of softmax(logits) over the bins, divided by log(Q): B x 1 x H x W in 0..1."""
-        log_p = torch.log_softmax(logits.float(), dim=1)
-        entropy = -(log_p.exp() * log_p).sum(dim=1, keepdim=True)
+    def normalised_entropy(self, logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        """Entropy of softmax(logits) over the bins (axis ``dim``), divided by log(Q), in 0..1: B x 1 x H x W
+        for bin maps."""
+        log_p = torch.log_softmax(logits.float(), dim=dim)
+        entropy = -(log_p.exp() * log_p).sum(dim=dim, keepdim=True)
         return (entropy / math.log(self.num_bins)).clamp(0.0, 1.0)
 
-    def _annealed_mean_bins_last(self, logits: torch.Tensor, temperature: float, centres: torch.Tensor) -> torch.Tensor:
+    def _annealed_mean_bins_last(self, logits: torch.Tensor, temperature: float, centres: torch.Tensor,
+                                 confidence: float) -> torch.Tensor:
         """The annealed mean when the bins are innermost in memory (channels_last, the CPU layout).
 
         Pixels x bins rows, softmax over the last axis and one matrix product, a block of pixels at a
         time: the scaled logits and the probabilities of a block stay in the cache, so the logits are
-        read from memory once instead of once per whole-map pass (divide, softmax, product)."""
+        read from memory once instead of once per whole-map pass (divide, softmax, product, and the
+        entropy when ``confidence`` > 0). Every block is an interrupt point (``gan_core.interrupts``): a
+        tile's annealed mean runs no convolution."""
         x = rearrange(logits.float(), "b q h w -> (b h w) q")  # a view: bins are innermost
         ab = x.new_empty(x.shape[0], 2)
         for start in range(0, x.shape[0], _PIXELS_PER_BLOCK):
+            interrupt_point()
             block = slice(start, start + _PIXELS_PER_BLOCK)
             torch.mm(torch.softmax(x[block] / temperature, dim=-1), centres, out=ab[block])
+            if confidence > 0:
+                ab[block] *= 1.0 - confidence * self.normalised_entropy(x[block], dim=-1)
         b, _, h, w = logits.shape
         return rearrange(ab, "(b h w) c -> b c h w", b=b, h=h, w=w).to(logits.dtype)

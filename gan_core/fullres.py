@@ -58,13 +58,17 @@ def strips(height: int, width: int, pixel_budget: int) -> list[tuple[int, int]]:
     return [(y, min(y + rows, height)) for y in range(0, height, rows)]
 
 
-def full_lightness(rgb: torch.Tensor, device: torch.device, pixel_budget: int) -> torch.Tensor:
+def full_lightness(rgb: torch.Tensor, device: torch.device, pixel_budget: int,
+                   check: Callable[[], None] | None = None) -> torch.Tensor:
     """L (0..100) of a 1 x 3 x H x W image, computed strip by strip on ``device``. Kept on a GPU when
-    the networks run there (the composition reads it again), else on the image's device."""
+    the networks run there (the composition reads it again), else on the image's device. ``check()``
+    runs before every strip (an interrupt raises from it)."""
     keep_on = device if device.type == "cuda" else rgb.device
     out = torch.empty(1, 1, *rgb.shape[-2:], dtype=torch.float32, device=keep_on)
     with record_function("dualgan.lightness"):
         for y0, y1 in strips(*rgb.shape[-2:], pixel_budget):
+            if check is not None:
+                check()
             piece = rgb[:, :, y0:y1]
             out[:, :, y0:y1] = luminance(piece.to(device), grey=is_grey(piece))
     return out
@@ -88,9 +92,9 @@ class FullResolution:
     device: torch.device | None
     rgb: torch.Tensor  # 1 x 3 x H x W input (on its own device)
     lightness: torch.Tensor  # 1 x 1 x H x W original L
-    coefficients: torch.Tensor | None  # guided-filter (A / 100, b) stacked, 1 x 4 x (1/2 render size)
+    coefficients: torch.Tensor | None  # guided-filter (A / 100, b) stacked, 1 x 4 x (1/2 render size, rounded up)
     coefficient_scale: tuple[float, float]
-    stylised: torch.Tensor | None  # 1 x 3 x (padded) render size
+    stylised: torch.Tensor | None  # 1 x 3 x render size (no network padding: the taps clamp at its edges)
     stylised_scale: tuple[float, float]
     _wide: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 

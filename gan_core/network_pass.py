@@ -9,14 +9,12 @@ to ``decode_colour``, the single place where the colour decoder is called.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 import torch
-from torch import nn
 from torch.profiler import record_function
 
 from .encoder import STRIDE
@@ -99,21 +97,6 @@ def decode_style(model: DualGAN, relu4_1: torch.Tensor, content: StyleCode, styl
     decoder = fast_style_network(model).decoder if style.fast else model.style_decoder
     with record_function("dualgan.fast_style_decoder" if style.fast else "dualgan.style_decoder"):
         return decoder(f.to(dtype), style.adapter).float()
-
-
-@contextlib.contextmanager
-def interrupt_points(model: nn.Module, check: Callable[[], None] | None) -> Iterator[None]:
-    """Call ``check`` before every convolution of ``model`` (an interrupt raises from it), so a long
-    pass stops within one layer. Forward pre-hooks, so the networks' code is untouched."""
-    if check is None:
-        yield
-        return
-    handles = [m.register_forward_pre_hook(lambda module, args: check()) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @dataclass

@@ -27,7 +27,8 @@ from .fullres import FullResolution, chroma_coefficients, full_lightness, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
 from .guidance import HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
-from .network_pass import ColourCondition, NetworkPass, interrupt_points, select_style
+from .interrupts import interrupt_points
+from .network_pass import ColourCondition, NetworkPass, select_style
 from .style_codes import StyleCode
 from .style_decoder import StyleAdapter
 from .style_path import PRESERVE_COLOR, StyleSpec, fast_style_network, style_code_from_image, style_from_name, style_spec
@@ -104,8 +105,9 @@ class DualGANRunner:
     with ``overlap`` pixels. ``oom_types`` are the exceptions that trigger a retry with half-size
     tiles (ComfyUI passes its ``OOM_EXCEPTION``). ``progress(done, total)`` is called after every
     network step (a batch chunk or a tile); raising from it (an interrupt) stops the run.
-    ``check_interrupt()`` is called before every convolution and every full-resolution strip, so
-    raising from it stops even a single huge tile quickly (ComfyUI passes its interrupt check).
+    ``check_interrupt()`` is called before every convolution, every block of the annealed mean and every
+    full-resolution strip (lightness and composition), so raising from it stops even a single huge tile
+    quickly (ComfyUI passes its interrupt check; ``python -m bench.cancel`` measures how quickly).
     ``chroma_radius`` and ``chroma_eps`` are the guided filter's window radius (at half render size)
     and regulariser (in (L/100)^2 units): larger values give smoother chroma that follows texture less.
     The defaults (8, 0.01) won a sweep over training photos (``python -m train eval --split train``):
@@ -271,7 +273,8 @@ class DualGANRunner:
         for start in range(0, batch, plan.chunk):
             stop = start + plan.chunk
             items = rgb[start:stop]
-            lightness = [full_lightness(items[i : i + 1], self.device, self.pixel_budget) for i in range(items.shape[0])]
+            lightness = [full_lightness(items[i : i + 1], self.device, self.pixel_budget, check=self.check_interrupt)
+                         for i in range(items.shape[0])]
             light_r = torch.cat([resize(lum.to(self.device), plan.render) for lum in lightness])
             grey = pad_for_network(grey_rgb_from_lightness(light_r))
             condition = colour.select(start, stop)
@@ -320,15 +323,19 @@ class DualGANRunner:
             return spread_hints(HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device)), guide_l)
 
     def _full_resolution(self, plan: RunPlan, items, lightness, coefficients, stylised) -> Iterator[FullResolution]:
+        """Per image, the network maps without the network's padding (bottom rows and right columns), so
+        the full-resolution upsampling stops at the image's last row and column instead of blending them
+        with the padding, as F.interpolate of the unpadded maps does."""
         (height, width), (h_r, w_r) = plan.size, plan.render
+        half = (math.ceil(h_r / 2), math.ceil(w_r / 2))  # the coefficient cells the render covers
         for i in range(items.shape[0]):
             yield FullResolution(
                 device=self.device,
                 rgb=items[i : i + 1],
                 lightness=lightness[i],
-                coefficients=None if coefficients is None else coefficients[i : i + 1],
+                coefficients=None if coefficients is None else coefficients[i : i + 1, :, : half[0], : half[1]],
                 coefficient_scale=(0.5 * h_r / height, 0.5 * w_r / width),
-                stylised=None if stylised is None else stylised[i : i + 1].clamp(0.0, 1.0),
+                stylised=None if stylised is None else stylised[i : i + 1, :, :h_r, :w_r].clamp(0.0, 1.0),
                 stylised_scale=(h_r / height, w_r / width),
             )
 

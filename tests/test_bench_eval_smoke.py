@@ -109,3 +109,18 @@ def test_bench_guided_jobs_and_their_ratio_to_colorize(tmp_path):
     for job in ("colorize_hints", "colorize_reference", "colorize_video"):
         row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| 64 | 1 | {job} |"))
         assert row.rstrip(" |").endswith("x"), row  # the vs-colorize ratio is filled in
+
+
+def test_bench_cancel_quick_prints_latencies_and_gaps(tmp_path):
+    weights = write_tiny_weights(tmp_path / "w.safetensors")
+    proc = subprocess.run([sys.executable, "-m", "bench.cancel", "--weights", str(weights), "--quick", "--whole"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "logical CPUs, torch " in proc.stdout
+    for job in ("stylize", "colorize"):
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {job} | 96x128 | 0 | 1 |"))
+        assert row.split("|")[5].strip().isdigit(), row  # the flag was answered: a latency in ms
+        assert any(line.startswith(f"| {job} | 96x128 | ") and "%" in line for line in proc.stdout.splitlines())
+    missing = subprocess.run([sys.executable, "-m", "bench.cancel", "--weights", str(tmp_path / "none.safetensors")],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such weights file" in missing.stderr

@@ -103,6 +103,18 @@ def test_full_resolution_rows_equal_bilinear_interpolation():
     assert torch.allclose(torch.cat(strips, dim=2), reference, atol=1e-5)
 
 
+def test_full_resolution_maps_hold_no_network_padding(runner, style):
+    """A render of 37 x 50 reaches the encoder padded to 40 x 56 (replicated rows and columns); the maps
+    brought back to full size are the render's own, so the bilinear taps of the last rows and columns clamp
+    at the image's edge (F.interpolate of the unpadded map) instead of blending in the network's output
+    over the padding."""
+    image = torch.rand(1, 3, 61, 83, generator=torch.Generator().manual_seed(5))
+    full = next(runner.run(image, render_size=37, style=StyleSpec(style, None, 1.0)))
+    assert full.stylised.shape[-2:] == (37, 50) and full.coefficients.shape[-2:] == (19, 25)
+    reference = F.interpolate(full.stylised, size=(61, 83), mode="bilinear", align_corners=False)
+    assert torch.allclose(full._up("stylised", full.stylised_scale, 0, 61), reference, atol=1e-5)
+
+
 # ---- chroma grid ----------------------------------------------------------------------------
 
 def test_luminance_is_the_lab_lightness():
@@ -166,6 +178,27 @@ def test_grid_bins_and_annealed_mean():
     # more pixels than one block of the channels_last path, the last block partial
     big = torch.randn(2, grid.num_bins, 23, 37, generator=torch.Generator().manual_seed(2)) * 3
     assert torch.allclose(grid.annealed_mean(big), grid.annealed_mean(big.contiguous(memory_format=torch.channels_last)), atol=1e-4)
+    # the confidence muting too (per block on the channels_last path)
+    assert torch.allclose(grid.annealed_mean(big, confidence=0.25),
+                          grid.annealed_mean(big.contiguous(memory_format=torch.channels_last), confidence=0.25), atol=1e-3)
+
+
+def test_interrupt_points_in_the_loops_without_convolutions():
+    """A tile's annealed mean and the full-resolution lightness run no convolution, so they check on
+    their own: before every block of pixels (inside ``interrupt_points``) and before every strip."""
+    from gan_core.chroma import _PIXELS_PER_BLOCK
+    from gan_core.fullres import full_lightness
+    from gan_core.interrupts import interrupt_points
+
+    calls = []
+    grid = AbGrid(22, 110)
+    logits = torch.randn(1, grid.num_bins, 40, 64).contiguous(memory_format=torch.channels_last)
+    with interrupt_points(torch.nn.Identity(), lambda: calls.append("block")):
+        grid.annealed_mean(logits)
+    grid.annealed_mean(logits)  # no check outside the context
+    assert calls == ["block"] * -(-40 * 64 // _PIXELS_PER_BLOCK)
+    full_lightness(torch.rand(1, 3, 30, 10), torch.device("cpu"), 100, check=lambda: calls.append("strip"))
+    assert calls.count("strip") == 3  # 10 rows of 10 pixels each
 
 
 # ---- weights format -------------------------------------------------------------------------

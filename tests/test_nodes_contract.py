@@ -181,7 +181,7 @@ def test_cancel_is_checked_inside_a_tile_not_only_between_tiles(comfy):
     comfy.rec.interrupt_after = 0  # Cancel pressed before the run
     with pytest.raises(comfy_stub.InterruptProcessingException):
         style.execute(**kwargs)
-    assert comfy.rec.progress == [] and comfy.rec.interrupt_checks == 1  # stopped at the first check, inside the first pass
+    assert comfy.rec.progress == [] and comfy.rec.interrupt_checks == 1  # stopped at the first check (the first lightness strip)
 
 
 def test_out_of_memory_retries_with_tiles(comfy, monkeypatch):

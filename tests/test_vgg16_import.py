@@ -25,6 +25,22 @@ def test_caffe_folding_equals_original_preprocessing():
     assert torch.allclose(_interior(F.conv2d(rgb, folded_w, folded_b, padding=1)), _interior(F.conv2d(bgr255, w, b, padding=1)), atol=1e-2)
 
 
+def test_encoder_pads_like_vgg16_at_the_border():
+    """The encoder's first convolution holding the folded weights equals VGG16's convolution of its own
+    preprocessed input everywhere, the border included: VGG16 zero-pads the mean-subtracted image, so the
+    encoder pads the 0..1 image with the mean colour (zero padding there would be a black frame, which the
+    decoders answered with a light band along the image's border)."""
+    w, b = torch.randn(4, 3, 3, 3), torch.randn(4)
+    rgb = torch.rand(1, 3, 9, 11)
+    bgr255 = rgb[:, [2, 1, 0]] * 255.0 - CAFFE_MEAN_BGR.view(1, 3, 1, 1)
+    encoder = VGGEncoder((4, 4, 4, 4))
+    with torch.no_grad():
+        encoder.features[0].weight.copy_(fold_caffe(w, b)[0])
+        encoder.features[0].bias.copy_(fold_caffe(w, b)[1])
+        error = (encoder.features[0](rgb) - F.conv2d(bgr255, w, b, padding=1)).abs()
+    assert error.max() < 1e-2, f"off by up to {error.max():.1f}, by {error[..., 1:-1, 1:-1].max():.2g} away from the border"
+
+
 def test_torchvision_folding_equals_original_preprocessing():
     w, b = torch.randn(4, 3, 3, 3), torch.randn(4)
     rgb = torch.rand(1, 3, 9, 9)

