@@ -23,6 +23,12 @@ from .chroma import AbGrid
 from .guidance import AB_SCALE, GUIDE_CHANNELS
 
 
+# Pixels of the head's map given their guidance logits at once: 16384 x 484 bins x 4 bytes = 32 MB per
+# temporary instead of several whole-tile maps, and the gate convolution of every row band is an
+# interrupt point (``gan_core.interrupts``).
+_GUIDANCE_PIXELS = 1 << 14
+
+
 def _conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
 
@@ -102,6 +108,7 @@ class ColorDecoder(nn.Module):
         """Bin logits, B x Q x H/2 x W/2 (float32 when guided). ``guide``: B x 6 x H/2 x W/2 or None (no guidance)."""
         if guide is not None and not self.guided:
             raise ValueError("this colour decoder takes no guidance")
+        unguided = guide is None
         x = self.palette(self.bottleneck(feats["relu4_3"]), palette)
         if self.guided:
             if guide is None:
@@ -117,7 +124,13 @@ class ColorDecoder(nn.Module):
         if not self.guided:
             return self.head(x)
         x = self.guide2(x, guide)
-        return self.head(x).float() + self._guidance_logits(x, guide)
+        logits = self.head(x).float()
+        if unguided:
+            return logits  # every confidence is zero, so the guidance logits add nothing
+        rows = max(1, _GUIDANCE_PIXELS // max(1, x.shape[0] * x.shape[-1]))
+        for r0 in range(0, x.shape[-2], rows):  # a 1 x 1 gate and per-pixel maths: exact in row bands
+            logits[:, :, r0 : r0 + rows] += self._guidance_logits(x[:, :, r0 : r0 + rows], guide[:, :, r0 : r0 + rows])
+        return logits
 
     def _guidance_logits(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         """Bin logits of the hint and reference colours (a Gaussian of 10 ab units around each), each weighted by

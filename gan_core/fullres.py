@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from .color import luminance, rgb_to_lab
-from .geometry import is_grey
+from .color import grey_rgb_from_lightness, luminance, rgb_to_lab
+from .geometry import is_grey, pad_for_network
 from .guided import fit_linear_model
+from .interrupts import interrupt_point
 
 
 def _taps(start: int, stop: int, scale: float, length: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,11 +75,36 @@ def full_lightness(rgb: torch.Tensor, device: torch.device, pixel_budget: int,
     return out
 
 
+def grey_network_input(lightness: torch.Tensor, pixel_budget: int, check: Callable[[], None] | None = None) -> torch.Tensor:
+    """The encoder's input for a B x 1 x h x w lightness at render size: neutral grey sRGB, padded to the
+    network's stride, converted a strip of rows at a time with ``check()`` before each."""
+    b, _, h, w = lightness.shape
+    grey = lightness.new_empty(b, 3, h, w)
+    for y0, y1 in strips(h, w * b, pixel_budget):
+        if check is not None:
+            check()
+        grey[:, :, y0:y1] = grey_rgb_from_lightness(lightness[:, :, y0:y1])
+    return pad_for_network(grey)
+
+
+def _half_scale_lightness(grey: torch.Tensor, pixel_budget: int) -> torch.Tensor:
+    """L / 100 of a (padded, so even-sized) grey network input, averaged over 2 x 2 blocks; a strip of an
+    even number of rows at a time, each an interrupt point."""
+    b, _, h, w = grey.shape
+    out = torch.empty(b, 1, h // 2, w // 2, dtype=torch.float32, device=grey.device)
+    rows = max(2, pixel_budget // max(1, w * b) // 2 * 2)
+    for y in range(0, h, rows):
+        interrupt_point()
+        out[:, :, y // 2 : (y + rows) // 2] = F.avg_pool2d(rgb_to_lab(grey[:, :, y : y + rows].float())[:, :1] / 100.0, 2)
+    return out
+
+
 def chroma_coefficients(ab_half: torch.Tensor, grey: torch.Tensor, *, saturation: float, radius: int,
-                        eps: float) -> torch.Tensor:
+                        eps: float, pixel_budget: int) -> torch.Tensor:
     """Guided-filter coefficients (A / 100, b) stacked, B x 4 x (1/2 padded render size), that map the
-    lightness (0..100) to ab; fitted against the grey network input's lightness at half scale."""
-    guide_low = F.avg_pool2d(rgb_to_lab(grey.float())[:, :1] / 100.0, 2)
+    lightness (0..100) to ab; fitted against the grey network input's lightness at half scale (computed
+    ``pixel_budget`` pixels at a time). Its long steps are interrupt points (``gan_core.interrupts``)."""
+    guide_low = _half_scale_lightness(grey, pixel_budget)
     a, b = fit_linear_model(ab_half * saturation, guide_low, radius=radius, eps=eps)
     # A scaled to L in 0..100 here, at 1/2 render size, rather than L / 100 in every strip
     return torch.cat([a / 100.0, b], dim=1)

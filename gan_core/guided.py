@@ -12,17 +12,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .interrupts import interrupt_point
+
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window, averaging only the pixels inside the image at the borders.
 
     Separable: a column pass, then a row pass (2r + 1 reads per pixel each, not (2r + 1)^2). Exact,
     because with count_include_pad=False the count of a window's pixels inside the image is the
-    product of its two 1-D counts."""
+    product of its two 1-D counts. Each pass is an interrupt point (``gan_core.interrupts``)."""
     if radius <= 0:
         return x
     k = 2 * radius + 1
+    interrupt_point()
     x = F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+    interrupt_point()
     return F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
 
 

@@ -2,8 +2,9 @@
 
 ``interrupt_points(model, check)`` calls ``check`` before every convolution of ``model`` (forward
 pre-hooks, so the networks' code is untouched) and makes it the check that ``interrupt_point()``
-calls from the long loops that run no convolution (the annealed mean over a tile's pixels). ``check``
-raises to stop the run. The active check is a context variable, so each thread sees its own.
+calls from the long steps that run no convolution (the annealed mean over a tile's pixels, the
+guided filter's box passes); ``checking(check)`` does the latter alone. ``check`` raises to stop the
+run. The active check is a context variable, so each thread sees its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ def interrupt_point() -> None:
 
 
 @contextlib.contextmanager
+def checking(check: Callable[[], None] | None) -> Iterator[None]:
+    """Make ``check`` the one ``interrupt_point()`` calls (None: keep the active one)."""
+    if check is None:
+        yield
+        return
+    token = _ACTIVE.set(check)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+@contextlib.contextmanager
 def interrupt_points(model: nn.Module, check: Callable[[], None] | None) -> Iterator[None]:
     """Call ``check`` before every convolution of ``model`` and at every ``interrupt_point()``, so a
     long pass stops within one layer or one block of pixels."""
@@ -32,10 +46,9 @@ def interrupt_points(model: nn.Module, check: Callable[[], None] | None) -> Iter
         yield
         return
     handles = [m.register_forward_pre_hook(lambda module, args: check()) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    token = _ACTIVE.set(check)
     try:
-        yield
+        with checking(check):
+            yield
     finally:
-        _ACTIVE.reset(token)
         for handle in handles:
             handle.remove()

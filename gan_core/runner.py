@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from .color import grey_rgb_from_lightness, lightness_ab_to_rgb, rgb_to_lab
+from .color import lightness_ab_to_rgb, rgb_to_lab
 from .compose import compose, smooth_chroma
 from .encoder import STRIDE
-from .fullres import FullResolution, chroma_coefficients, full_lightness, strips
+from .fullres import FullResolution, chroma_coefficients, full_lightness, grey_network_input, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
 from .guidance import HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
-from .interrupts import interrupt_points
+from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
 from .style_codes import StyleCode
 from .style_decoder import StyleAdapter
@@ -105,9 +105,9 @@ class DualGANRunner:
     with ``overlap`` pixels. ``oom_types`` are the exceptions that trigger a retry with half-size
     tiles (ComfyUI passes its ``OOM_EXCEPTION``). ``progress(done, total)`` is called after every
     network step (a batch chunk or a tile); raising from it (an interrupt) stops the run.
-    ``check_interrupt()`` is called before every convolution, every block of the annealed mean and every
-    full-resolution strip (lightness and composition), so raising from it stops even a single huge tile
-    quickly (ComfyUI passes its interrupt check; ``python -m bench.cancel`` measures how quickly).
+    ``check_interrupt()`` is called before every convolution, every block of the annealed mean, every
+    pass of the guided filter and every strip of rows (lightness, the grey network input, composition),
+    so raising from it stops even a single huge tile quickly (ComfyUI passes its interrupt check; ``python -m bench.cancel`` measures how quickly).
     ``chroma_radius`` and ``chroma_eps`` are the guided filter's window radius (at half render size)
     and regulariser (in (L/100)^2 units): larger values give smoother chroma that follows texture less.
     The defaults (8, 0.01) won a sweep over training photos (``python -m train eval --split train``):
@@ -276,7 +276,7 @@ class DualGANRunner:
             lightness = [full_lightness(items[i : i + 1], self.device, self.pixel_budget, check=self.check_interrupt)
                          for i in range(items.shape[0])]
             light_r = torch.cat([resize(lum.to(self.device), plan.render) for lum in lightness])
-            grey = pad_for_network(grey_rgb_from_lightness(light_r))
+            grey = grey_network_input(light_r, self.pixel_budget, self.check_interrupt)
             condition = colour.select(start, stop)
             if hints is not None and need_color:
                 condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_r, plan))
@@ -292,8 +292,9 @@ class DualGANRunner:
                 ab_half, previous = smooth_chroma(ab_half, guide_half, previous, temporal_smoothing)
             coefficients = None
             if ab_half is not None:
-                coefficients = chroma_coefficients(ab_half, grey, saturation=saturation, radius=self.chroma_radius,
-                                                   eps=self.chroma_eps)
+                with checking(self.check_interrupt):
+                    coefficients = chroma_coefficients(ab_half, grey, saturation=saturation, radius=self.chroma_radius,
+                                                       eps=self.chroma_eps, pixel_budget=self.pixel_budget)
             yield from self._full_resolution(plan, items, lightness, coefficients, stylised)
 
     def _check_guided(self, what: str) -> None:

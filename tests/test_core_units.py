@@ -183,12 +183,40 @@ def test_grid_bins_and_annealed_mean():
                           grid.annealed_mean(big.contiguous(memory_format=torch.channels_last), confidence=0.25), atol=1e-3)
 
 
+def test_guided_colour_logits_in_row_bands(monkeypatch):
+    """A guided colour decoder adds the guidance logits a band of rows at a time (each band's 1 x 1 gate
+    convolution is an interrupt point): the same logits as in one band. Without guidance every confidence
+    is zero, so the term is skipped and the logits equal those of an all-zero guidance map."""
+    import dataclasses
+
+    from gan_core import color_decoder
+    from gan_core.config import tiny_config
+
+    torch.manual_seed(0)
+    model = tiny_model(config=dataclasses.replace(tiny_config(), guided=True))
+    dec = model.color_decoder
+    with torch.no_grad():
+        dec.guide_gate.weight.normal_()
+        dec.guide_gate.bias.normal_()
+        feats = model.encoder(torch.rand(1, 3, 64, 48))
+        guide = torch.rand(1, 6, 32, 24)
+        whole = dec(feats, None, guide)
+        monkeypatch.setattr(color_decoder, "_GUIDANCE_PIXELS", 48)  # 2 rows of 24 pixels a band
+        gates = []
+        handle = dec.guide_gate.register_forward_pre_hook(lambda module, args: gates.append(1))
+        banded = dec(feats, None, guide)
+        handle.remove()
+        assert torch.equal(banded, whole) and len(gates) == 16
+        assert torch.equal(dec(feats, None, None), dec(feats, None, torch.zeros(1, 6, 32, 24)))
+
+
 def test_interrupt_points_in_the_loops_without_convolutions():
-    """A tile's annealed mean and the full-resolution lightness run no convolution, so they check on
-    their own: before every block of pixels (inside ``interrupt_points``) and before every strip."""
+    """A tile's annealed mean, the guided filter and the strip loops run no convolution, so they check on
+    their own: before every block of pixels and every box pass (inside ``interrupt_points`` or
+    ``checking``) and before every strip of rows."""
     from gan_core.chroma import _PIXELS_PER_BLOCK
-    from gan_core.fullres import full_lightness
-    from gan_core.interrupts import interrupt_points
+    from gan_core.fullres import full_lightness, grey_network_input
+    from gan_core.interrupts import checking, interrupt_points
 
     calls = []
     grid = AbGrid(22, 110)
@@ -199,6 +227,11 @@ def test_interrupt_points_in_the_loops_without_convolutions():
     assert calls == ["block"] * -(-40 * 64 // _PIXELS_PER_BLOCK)
     full_lightness(torch.rand(1, 3, 30, 10), torch.device("cpu"), 100, check=lambda: calls.append("strip"))
     assert calls.count("strip") == 3  # 10 rows of 10 pixels each
+    assert grey_network_input(torch.rand(1, 1, 30, 10) * 100, 100, check=lambda: calls.append("grey")).shape == (1, 3, 32, 16)
+    assert calls.count("grey") == 3
+    with checking(lambda: calls.append("box")):
+        box_mean(torch.rand(1, 2, 8, 8), 2)
+    assert calls.count("box") == 2  # the column pass and the row pass
 
 
 # ---- weights format -------------------------------------------------------------------------
