@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .guidance import hints_from_image
+from .guidance import hints_or_none
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
 from .precision import DTYPES, choose_dtype, prepare
 from .runner import DualGANRunner
@@ -107,17 +107,6 @@ def _read_hints(path: str | None) -> torch.Tensor | None:
     return rgb if alpha is None else torch.cat([rgb, alpha], dim=1)
 
 
-def _hints(hints_rgb: torch.Tensor | None, image: torch.Tensor, path: str):
-    """The hints painted in ``hints_rgb`` (read from ``path``) for ``image``: opaque pixels, or coloured strokes."""
-    if hints_rgb is None:
-        return None
-    hints = hints_from_image(hints_rgb, image)
-    if hints.count() == 0:
-        logger.warning("%s holds no colour hints (no pixel stands apart from the picture's tint); colouring without them", path)
-        return None
-    return hints
-
-
 def cmd_colorize(args) -> int:
     palette_rgb = read_image(args.palette)[0] if args.palette else None
     references = [read_image(path)[0] for path in args.reference or []]
@@ -129,7 +118,7 @@ def cmd_colorize(args) -> int:
         palette = runner.palette_from_image(palette_rgb) if palette_rgb is not None else None
 
         def make(r, rgb):
-            hints = _hints(hints_rgb, rgb, args.hints)
+            hints = hints_or_none(hints_rgb, rgb, source=args.hints)
             return {"": r.colorize(rgb, render_size=args.render_size, palette=palette, saturation=args.saturation,
                                    hints=hints, reference=references or None)}
 
@@ -160,7 +149,7 @@ def _run_video(args, references: list[torch.Tensor], palette_rgb: torch.Tensor |
                     raise UsageError(f"--video frames must all have one size: {path} is {rgb.shape[-1]} x {rgb.shape[-2]}, "
                                      f"{first[0]} is {first[1][1]} x {first[1][0]}")
             batch = torch.cat([rgb for rgb, _ in frames])
-            hints = _hints(hints_rgb, batch[:1], args.hints)
+            hints = hints_or_none(hints_rgb, batch[:1], source=args.hints)
             refs = references + ([last_output] if last_output is not None else [])
             out = runner.colorize(batch, render_size=args.render_size, palette=palette, saturation=args.saturation,
                                   hints=hints, reference=refs or None, video=True, temporal_smoothing=args.temporal_smoothing)

@@ -16,6 +16,7 @@ This module holds no learnable state and never imports the decoder.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ import torch.nn.functional as F
 
 from .color import grey_rgb_from_lightness, rgb_to_lab
 from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
+
+logger = logging.getLogger(__name__)
 
 AB_SCALE = 110.0  # ab units per guidance unit
 GUIDE_CHANNELS = 6  # hint a, hint b, hint confidence, reference a, reference b, reference confidence
@@ -123,6 +126,20 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
     selected = selected.float()
     return HintMap(ab * selected, selected)
 
+
+
+def hints_or_none(hints_rgb: torch.Tensor | None, image_rgb: torch.Tensor, mask: torch.Tensor | None = None, *,
+                  source: str = "the hints picture") -> HintMap | None:
+    """``hints_from_image``, or None (with a warning naming ``source``) when nothing is marked, so the
+    picture is coloured automatically instead of failing."""
+    if hints_rgb is None:
+        return None
+    hints = hints_from_image(hints_rgb, image_rgb, mask)
+    if hints.count() == 0:
+        logger.warning("%s holds no colour hints (nothing painted stands apart from the picture's tint, and no "
+                       "mask or transparency marks any); colouring without them", source)
+        return None
+    return hints
 
 # ---- spreading hints along the picture's structure ---------------------------------------------
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from comfy_api.latest import io
 
-from ..gan_core.guidance import hints_from_image
+from ..gan_core.guidance import hints_or_none
 from ..gan_core.style_path import PRESERVE_COLOR, STYLE_NETWORKS, StyleSpec
 from .comfy_glue import DualGANHandle, Progress, finish, mask_from_comfy, to_bchw, to_comfy_image
 from .loader import DualGANModel
 from .style_choices import USE_STYLE_IMAGE, style_choices, style_name_from_choice
 from .style_choices import tooltip as style_tooltip
 
-logger = logging.getLogger(__name__)
 
 RENDER_TOOLTIP = ("Size, in pixels, of the short side at which the networks work; lower is faster. The result always "
                   "has the input's full size (what the networks make is carried up along the full-size picture's "
@@ -83,13 +80,7 @@ def _colour_guidance(images, hints, hint_mask, reference, temporal_smoothing: fl
     temporal_smoothing is above 0."""
     if hint_mask is not None and hints is None:
         raise ValueError("hint_mask is connected but hints is not: connect the picture with the painted colours to hints")
-    hint_map = None
-    if hints is not None:
-        hint_map = hints_from_image(to_bchw(hints, "hints"), images, mask_from_comfy(hint_mask))
-        if hint_map.count() == 0:
-            logger.warning("the hints picture holds no colour hints (nothing painted stands apart from the picture's "
-                           "tint, and no mask marks any); colouring without them")
-            hint_map = None
+    hint_map = None if hints is None else hints_or_none(to_bchw(hints, "hints"), images, mask_from_comfy(hint_mask))
     refs = None if reference is None else [to_bchw(reference, "reference")]
     return {"hints": hint_map, "reference": refs, "video": temporal_smoothing > 0}
 
