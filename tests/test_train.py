@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from gan_core.chroma import AbGrid
 from gan_core import DualGANRunner, StyleSpec
+from gan_core.model import DualGAN
 from gan_core.weights import load_style_file, load_weights
 from train import losses
 from train.cli import main as train_main
@@ -355,6 +356,37 @@ def test_train_base_init_from_a_file_then_export_keeps_the_new_config(image_dirs
     assert train_main(bad) == 2
     err = capsys.readouterr().err
     assert "has shape" in err and "Traceback" not in err
+
+
+def test_style_decoder_run_from_a_file_keeps_the_colour_decoder_and_starts_the_style_decoder_fresh(image_dirs, tmp_path,
+                                                                                                      capsys):
+    from gan_core.testing import write_tiny_weights
+
+    init = write_tiny_weights(tmp_path / "tiny.safetensors")
+    source, _ = load_weights(init)
+    run, out = tmp_path / "run", tmp_path / "out.safetensors"
+    args = ["base", "--photos", str(image_dirs / "photos"), "--styles", str(image_dirs / "styles"), "--run-dir", str(run),
+            "--init", str(init), "--no-train-color-decoder", "--fresh-style-decoder", "--steps", "2", "--batch", "2",
+            "--crop", "64", "--workers", "0", "--sample-every", "1", "--adv-start", "1", "--log-every", "1",
+            "--export", str(out)]
+    assert train_main(args) == 0
+    model, info = load_weights(out)
+    assert not info.training["train_color_decoder"] and info.training["fresh_style_decoder"]
+    before, after = source.state_dict(), model.state_dict()
+    for name in before:
+        if name.startswith("color_decoder.") or name.startswith("encoder."):
+            assert torch.allclose(before[name], after[name], atol=1e-3), name  # fp16 export rounding only
+    fresh = DualGAN(source.config).state_dict()  # not the file's style decoder: a fresh one, then trained
+    assert not torch.allclose(before["style_decoder.to_rgb.1.weight"], after["style_decoder.to_rgb.1.weight"], atol=1e-2)
+    assert after["style_decoder.to_rgb.1.weight"].shape == fresh["style_decoder.to_rgb.1.weight"].shape
+    log = _read_log(run)
+    assert log[-1]["ce"] == "" and float(log[-1]["style"]) > 0 and float(log[-1]["d_style"]) > 0
+    assert (run / "samples_000002.png").exists()
+    assert train_main(args[:-2] + ["--run-dir", str(tmp_path / "r2"), "--no-train-style-decoder"]) == 2
+    assert "nothing to train" in capsys.readouterr().err
+    assert train_main([a for a in args if a != str(init) and a != "--init"][:-2] + ["--run-dir", str(tmp_path / "r3"),
+                                                                                      "--architecture", "tiny"]) == 2
+    assert "--fresh-style-decoder needs --init" in capsys.readouterr().err
 
 
 def test_loss_bin_weights_equal_the_grids_soft_assignment():

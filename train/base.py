@@ -63,8 +63,8 @@ class GeneratorStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, feats, palette, style_mean, style_std, guide=None):
-        logits = self.model.color_decoder(feats, palette, guide)
+    def forward(self, feats, palette, style_mean, style_std, guide=None, colour: bool = True):
+        logits = self.model.color_decoder(feats, palette, guide) if colour else None
         if style_mean is None:
             return logits, None, None
         f = feats["relu4_1"].float()  # the AdaIN target is also the content loss's target: fp32
@@ -142,7 +142,11 @@ def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device)
     d_width = 64 if model.config.vgg_widths == VGG16_WIDTHS else 8
     d_color = PatchDiscriminator(3, d_width).to(device, memory_format=layout)
     d_style = PatchDiscriminator(3, d_width).to(device, memory_format=layout)
-    gen_params = list(model.color_decoder.parameters())
+    gen_params = []
+    if settings.train_color_decoder:
+        gen_params += list(model.color_decoder.parameters())
+    else:
+        model.color_decoder.requires_grad_(False)
     if settings.train_style_decoder:
         gen_params += list(model.style_decoder.parameters())
     else:
@@ -212,27 +216,27 @@ class BaseTrainer:
     def generator_losses(self, b: Batch, adversarial: bool, step: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor]:
         """(losses, predicted ab at 1/2 scale, stylised photos) with the generator's graph."""
         s, model = self.settings, self.nets.model
-        styled = s.train_style_decoder
+        styled, coloured = s.train_style_decoder, s.train_color_decoder
         with self.amp.autocast():
             with self.timer("frozen encoder"), torch.set_grad_enabled(s.finetune_encoder):
-                feats = model.encoder(b.grey)
+                feats = model.encoder(b.grey, until="relu4_3" if coloured else "relu4_1")
             guide = None
-            if model.guided:
+            if model.guided and coloured:
                 with self.timer("guidance"), torch.no_grad():
                     guide = simulate_guidance(b.rgb, b.lightness, feats, model.encoder, step_generator(s.seed + 7, step),
                                               dtype=b.grey.dtype)
             with self.timer("generator heads"):
                 logits, stylised, target = self.gen(feats, b.palette, b.code.mean if styled else None,
-                                                    b.code.std if styled else None, guide)
+                                                    b.code.std if styled else None, guide, coloured)
             if styled:
                 with self.timer("loss network"):
                     out_taps = self.nets.loss_net(stylised, until="relu4_1")
+        parts, ab_pred = {}, None
         with self.timer("losses"):
-            ab_pred = model.ab_from_logits(logits.float().contiguous())  # the plain layout: the differentiable path
-            parts = {
-                "ce": losses.chroma_cross_entropy(logits, b.ab_half, model.grid, self.class_weights),
-                "hist": losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(b.ab_half, 2), model.grid),
-            }
+            if coloured:
+                ab_pred = model.ab_from_logits(logits.float().contiguous())  # the plain layout: the differentiable path
+                parts["ce"] = losses.chroma_cross_entropy(logits, b.ab_half, model.grid, self.class_weights)
+                parts["hist"] = losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(b.ab_half, 2), model.grid)
             if styled:
                 parts["content"] = losses.content_loss(out_taps, {"relu4_1": target.detach()}, ["relu4_1"])
                 parts["style"] = losses.style_loss(out_taps, b.style_taps, losses.STYLE_LAYERS)
@@ -241,19 +245,22 @@ class BaseTrainer:
             # The discriminators' own (unwrapped, frozen) forward: the generator's loss needs their input
             # gradients only, and a DDP wrapper would expect their weight gradients.
             with self.timer("discriminators"), frozen(self.nets.d_color, self.nets.d_style), self.amp.autocast():
-                fake_color = self.nets.d_color(lab_for_discriminator(b.l_half, ab_pred))
+                fake_color = self.nets.d_color(lab_for_discriminator(b.l_half, ab_pred)) if coloured else None
                 fake_style = self.nets.d_style(stylised * 2 - 1) if styled else None
-            parts["adv_color"] = losses.g_loss(fake_color.float(), s.gan)
+            if coloured:
+                parts["adv_color"] = losses.g_loss(fake_color.float(), s.gan)
             if styled:
                 parts["adv_style"] = losses.g_loss(fake_style.float(), s.gan)
         return parts, ab_pred, stylised
 
     def discriminator_losses(self, b: Batch, ab_pred: torch.Tensor, stylised: torch.Tensor) -> dict:
         gan = self.settings.gan
+        out = {}
         with self.timer("discriminators"), self.amp.autocast():
-            real_c = self.d_color(lab_for_discriminator(b.l_half, b.ab_half))
-            fake_c = self.d_color(lab_for_discriminator(b.l_half, ab_pred.detach()))
-            out = {"d_color": losses.d_loss(real_c.float(), fake_c.float(), gan)}
+            if ab_pred is not None:
+                real_c = self.d_color(lab_for_discriminator(b.l_half, b.ab_half))
+                fake_c = self.d_color(lab_for_discriminator(b.l_half, ab_pred.detach()))
+                out["d_color"] = losses.d_loss(real_c.float(), fake_c.float(), gan)
             if stylised is not None:
                 real_s = self.d_style(b.paint * 2 - 1)
                 fake_s = self.d_style(stylised.detach() * 2 - 1)
@@ -272,7 +279,7 @@ class BaseTrainer:
             d_parts = self.discriminator_losses(b, ab_pred, stylised)
             self._optimise(sum(d_parts.values()), nets.opt_d)
             parts.update(d_parts)
-        return parts, b, ab_pred.detach(), None if stylised is None else stylised.detach()
+        return parts, b, None if ab_pred is None else ab_pred.detach(), None if stylised is None else stylised.detach()
 
     def _optimise(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         with self.timer("optimiser"):
@@ -313,6 +320,10 @@ def make_trainer(settings: BaseSettings, data: TrainingData, run: RunFolder | No
 def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     if settings.train_style_decoder and not settings.styles:
         raise ValueError("--styles (a folder of paintings) is required unless --no-train-style-decoder")
+    if not (settings.train_style_decoder or settings.train_color_decoder):
+        raise ValueError("nothing to train: --no-train-color-decoder and --no-train-style-decoder together leave no decoder")
+    if settings.fresh_style_decoder and not (settings.init and settings.train_style_decoder):
+        raise ValueError("--fresh-style-decoder needs --init (the file the rest comes from) and the style decoder trained")
     rank, world, device = setup_distributed()
     run = RunFolder(settings.run_dir, settings, may_change=MAY_CHANGE_ON_RESUME, rank=rank)
     data = TrainingData(settings)
@@ -372,7 +383,7 @@ def describe_device(device: torch.device) -> str:
 def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, stylised, bar, last=False) -> None:
     if done % settings.log_every == 0 or last:
         values = {k: float(v.detach()) for k, v in parts.items()}
-        bar.set_postfix(ce=f"{values['ce']:.3f}", style=f"{values.get('style', float('nan')):.3f}")
+        bar.set_postfix(ce=f"{values.get('ce', float('nan')):.3f}", style=f"{values.get('style', float('nan')):.3f}")
         log.write({"step": done, "seconds": f"{seconds:.2f}", **values})
     if settings.sample_every and (done % settings.sample_every == 0 or last):
         save_sample_grid(run.dir / f"samples_{done:06d}.png", batch.grey, batch.lightness, ab_pred, batch.rgb, stylised,
@@ -405,6 +416,8 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
         "init": describe_init(settings.init) if settings.init else None,
         "finetune_encoder": settings.finetune_encoder,
         "train_style_decoder": settings.train_style_decoder,
+        "train_color_decoder": settings.train_color_decoder,
+        "fresh_style_decoder": settings.fresh_style_decoder,
         "degrade_prob": settings.degrade_prob,
         "palette_prob": settings.palette_prob,
         "lr_g": settings.lr_g,

@@ -41,7 +41,8 @@ ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\)")
 
 def trained_prefixes(settings: BaseSettings) -> tuple[str, ...]:
     """The generator modules a run with ``settings`` changes."""
-    return ("color_decoder.",) + (("style_decoder.",) if settings.train_style_decoder else ()) + (
+    return (("color_decoder.",) if settings.train_color_decoder else ()) + (
+        ("style_decoder.",) if settings.train_style_decoder else ()) + (
         ("encoder.",) if settings.finetune_encoder else ())
 
 

@@ -15,9 +15,11 @@ from gan_core.color import lab_to_rgb
 
 def save_sample_grid(path: Path, grey, lightness, ab_half, real, stylised, painting, rows: int = 4) -> None:
     n = min(rows, grey.shape[0])
-    ab = F.interpolate(ab_half[:n].float(), size=lightness.shape[-2:], mode="bilinear", align_corners=False)
-    colour = lab_to_rgb(torch.cat([lightness[:n].float(), ab], dim=1))
-    columns = [grey[:n], colour, real[:n]]
+    columns = [grey[:n]]
+    if ab_half is not None:  # None in a run that trains the style decoder only
+        ab = F.interpolate(ab_half[:n].float(), size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+        columns.append(lab_to_rgb(torch.cat([lightness[:n].float(), ab], dim=1)))
+    columns.append(real[:n])
     if stylised is not None:
         columns += [stylised[:n].clamp(0, 1), painting[:n]]
     grid = torch.stack([c.float().cpu() for c in columns], dim=1)  # n x cols x 3 x H x W

@@ -36,6 +36,8 @@ class BaseSettings:
     palette_prob: float = 0.3
     degrade_prob: float = 0.0  # share of the photos whose grey input is an old-scan rendering (train.degrade)
     train_style_decoder: bool = True  # false: the style decoder and its named styles stay as the --init file has them
+    train_color_decoder: bool = True  # false: the colour decoder stays as the --init file has it (a style-decoder run)
+    fresh_style_decoder: bool = False  # true with --init: the style decoder starts fresh instead of from the file
     seed: int = 0
     workers: int = 2
     amp: bool = True  # autocast where it is fast (train.amp): bf16 on a CPU with native bf16, bf16/fp16 on CUDA

@@ -106,6 +106,9 @@ def build_generator(settings, resume_from: Path | None = None) -> DualGAN:
         # The fast style network is distilled from the decoders this run changes: `train distill` makes it anew.
         config = with_overrides(dataclasses.replace(file_config, fast_encoder_widths=(), fast_decoder_widths=()), overrides)
         model = DualGAN(config)
+        if getattr(settings, "fresh_style_decoder", False):
+            # A style decoder that has never seen the file's paintings (the held-out ones among them).
+            state = {k: v for k, v in state.items() if not k.startswith(("style_decoder.", "styles."))}
         load_matching(model, state, Path(settings.init).name)
         return model
     model = DualGAN(with_overrides(architecture_config(settings), overrides))
