@@ -66,7 +66,7 @@ def run_case(case: dict) -> dict:
                (lambda: [peer.stylize(a, style=7) for a in arrays])
         base = _rss_mb()
     else:
-        from gan_core import DualGANRunner, StyleSpec
+        from gan_core import DualGANRunner
         from gan_core.precision import choose_dtype, prepare
         from gan_core.weights import load_weights
 
@@ -74,7 +74,7 @@ def run_case(case: dict) -> dict:
         model = prepare(model, device, choose_dtype(case["dtype"], device), LAYOUTS.get(case["layout"]))  # auto: None
         runner = DualGANRunner(model)
         fast = case["job"] == "stylize_fast"
-        style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256), fast=fast), None, 1.0, fast=fast)
+        style = runner.style_spec(image=torch.rand(1, 3, 256, 256), network="fast" if fast else "full")
         hints, reference = _guidance_inputs(batch, h, w) if case["job"].startswith("colorize_") else (None, None)
         jobs = {
             "colorize": lambda: runner.colorize(image, render_size=512),

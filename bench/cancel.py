@@ -133,7 +133,7 @@ def make_jobs(weights: str, device_name: str, dtype: str, jobs: list[str]):
     """``{job: (size) -> call(check)}`` for a model loaded once; each call builds the runner with the check."""
     import torch
 
-    from gan_core import DualGANRunner, StyleSpec
+    from gan_core import DualGANRunner
     from gan_core.precision import choose_dtype, prepare
     from gan_core.weights import load_weights
 
@@ -141,7 +141,7 @@ def make_jobs(weights: str, device_name: str, dtype: str, jobs: list[str]):
     model, _ = load_weights(weights)
     model = prepare(model, device, choose_dtype(dtype, device))
     torch.manual_seed(0)
-    style = StyleSpec(DualGANRunner(model).style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
+    style = DualGANRunner(model).style_spec(image=torch.rand(1, 3, 256, 256))
     images: dict[tuple[int, int], torch.Tensor] = {}
 
     def image(size):

@@ -16,7 +16,7 @@ import sys
 import torch
 
 from gan_core.config import DualGANConfig
-from gan_core import DualGANRunner, StyleSpec
+from gan_core import DualGANRunner
 from gan_core.model import DualGAN
 from gan_core.precision import choose_dtype, prepare
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         model = prepare(DualGAN(config).eval(), device, choose_dtype("auto", device))
         runner = DualGANRunner(model)
         with torch.inference_mode():
-            style = StyleSpec(runner.style_from_image(torch.rand(1, 3, 256, 256)), None, 1.0)
+            style = runner.style_spec(image=torch.rand(1, 3, 256, 256))
             ms = _median_ms(lambda: runner.stylize(image, style, render_size=0), args.repeat, device)
         rows.append((f"{name}, encoder {config.vgg_widths}, decoder {config.style_widths}", ms))
     try:

@@ -73,10 +73,7 @@ class ColourCondition:
 
 def select_style(style: StyleSpec | None, start: int, stop: int) -> StyleSpec | None:
     """The style of images start..stop of the batch (a single code serves every image)."""
-    if style is None or style.code.mean.shape[0] <= 1:
-        return style
-    code = StyleCode(style.code.mean[start:stop], style.code.std[start:stop])
-    return StyleSpec(code, style.adapter, style.strength, style.fast)
+    return None if style is None else style.select(start, stop)
 
 
 def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: ColourCondition,

@@ -31,6 +31,7 @@ from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
 from .style_codes import StyleCode
 from .style_decoder import StyleAdapter
+from .palette_transfer import match_palette
 from .style_path import PRESERVE_COLOR, StyleSpec, fast_style_network, style_code_from_image, style_from_name, style_spec
 from .tiling import axis_spans, run_with_tile_fallback
 
@@ -282,8 +283,12 @@ class DualGANRunner:
                 condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_r, plan))
             if last_frame is not None:
                 condition = dataclasses.replace(condition, memory=last_frame.extended(colour.memory))
-            ab_half, stylised = self._network_pass(grey, plan.render, need_color=need_color, style=select_style(style, start, stop),
+            chunk_style = select_style(style, start, stop)
+            ab_half, stylised = self._network_pass(grey, plan.render, need_color=need_color, style=chunk_style,
                                                    colour=condition, on_step=step)
+            if stylised is not None and chunk_style.palette is not None:
+                with record_function("dualgan.palette_transfer"):
+                    stylised = match_palette(stylised, plan.render, chunk_style.palette, chunk_style.strength)
             if follow:
                 rows, columns = (math.ceil(n / 2) for n in plan.render)
                 last_frame = memory_from_lab(self.model.encoder, light_r, ab_half[:, :, :rows, :columns], dtype=self.dtype)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
+from .palette_transfer import ColourMoments, colour_moments
 from .style_codes import StyleCode, feature_stats
 from .style_decoder import StyleAdapter
 
@@ -26,13 +27,24 @@ STYLE_NETWORKS = ("full", "fast")  # the VGG16 style path, or the distilled one 
 
 @dataclass
 class StyleSpec:
-    """Which style and how strongly: statistics to match, an optional trained adapter, and which
-    network (``fast``: the distilled light one, whose codes come from its own encoder)."""
+    """Which style and how strongly: statistics to match, an optional trained adapter, which network
+    (``fast``: the distilled light one, whose codes come from its own encoder), and the colours of the
+    style image that the stylised picture takes on (``palette``; None for trained styles, which
+    learned theirs, and for the plain decoder output)."""
 
     code: StyleCode
     adapter: StyleAdapter | None = None
     strength: float = 1.0
     fast: bool = False
+    palette: ColourMoments | None = None
+
+    def select(self, start: int, stop: int) -> "StyleSpec":
+        """The style of images start..stop of the batch (a single code serves every image)."""
+        if self.code.mean.shape[0] <= 1:
+            return self
+        code = StyleCode(self.code.mean[start:stop], self.code.std[start:stop])
+        palette = None if self.palette is None else self.palette.select(start, stop)
+        return StyleSpec(code, self.adapter, self.strength, self.fast, palette)
 
 
 def trained_styles_available(names: Iterable[str] | nn.Module) -> str:
@@ -91,4 +103,10 @@ def style_spec(model, *, name: str = "", image: torch.Tensor | None = None, stre
     if image is None:
         raise ValueError(f"no style given: give a style image or a trained style name ({trained_styles_available(model)})")
     encoder = fast_style_network(model).encoder if fast else model.encoder
-    return StyleSpec(style_code_from_image(encoder, image), None, strength, fast=fast)
+    return StyleSpec(style_code_from_image(encoder, image), None, strength, fast=fast, palette=style_palette(image))
+
+
+def style_palette(image: torch.Tensor, *, size: int = STYLE_SIZE) -> ColourMoments:
+    """The colours of each style reference (reduced as for its code) that Style Transfer gives the picture."""
+    rgb = check_image(image, "style image")
+    return colour_moments(resize(rgb, render_shape(*rgb.shape[-2:], size)).float())

