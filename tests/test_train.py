@@ -163,6 +163,8 @@ def test_export_then_style_then_inference(image_dirs, tmp_path):
     assert train_main(args + ["--out", str(combined), "--into-model"]) == 0
     model2, info2 = load_weights(combined)
     assert info2.styles["stripes"]["licence"] == "CC0-1.0"
+    content = info2.styles["stripes"]["content"]  # names no directory of the training machine
+    assert not Path(content).is_absolute() and content.endswith("photos") and str(tmp_path) not in content
     runner = DualGANRunner(model2)
     image = torch.rand(1, 3, 45, 70)
     code, adapter = runner.style_from_name("stripes")

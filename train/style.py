@@ -26,6 +26,7 @@ from gan_core.weights import inspect_weights, load_weights, save_style_file, sav
 from . import losses
 from .amp import Amp
 from .data import CropDataset, load_rgb, make_loader
+from .decoder_parts import portable
 from .run import check_run_dir
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ def train_style(
     fit_adapter(model, adapter, style_taps, loader, steps=steps, lr=lr, amp=mixed,
                 weights=(lambda_content, lambda_style, lambda_tv), desc=f"style {name}", progress=progress)
     model.add_style(name, adapter.requires_grad_(False))
-    style_info = {name: {"source": source or Path(painting).name, "licence": licence, "steps": steps, "content": str(content)}}
+    style_info = {name: {"source": source or Path(painting).name, "licence": licence, "steps": steps,
+                          "content": portable(str(Path(content).resolve()))}}  # no directory of this machine
     if into_model:
         styles = dict(info.styles)
         styles.update(style_info)
