@@ -68,6 +68,27 @@ def test_greyscale_rgba_and_16bit_like_inputs(runner):
     assert runner.colorize(deep).dtype == torch.float32
 
 
+@pytest.mark.parametrize("kind", ["grey", "tiny", "one_pixel", "alpha", "huge", "nan", "flat", "batch"])
+def test_hostile_style_images_work_through_the_palette_transfer(runner, kind):
+    painting = {
+        "grey": torch.rand(1, 1, 40, 40),
+        "tiny": torch.rand(1, 3, 7, 9),
+        "one_pixel": torch.rand(1, 3, 1, 1),
+        "alpha": torch.rand(1, 4, 40, 40),
+        "huge": torch.rand(1, 3, 3000, 2000),
+        "nan": torch.full((1, 3, 30, 30), float("nan")),
+        "flat": torch.full((1, 3, 30, 30), 0.3),
+        "batch": torch.rand(2, 3, 30, 30),
+    }[kind]
+    spec = runner.style_spec(image=painting)
+    images = torch.rand(2, 3, 24, 30)
+    for out in (runner.stylize(images, spec), *runner.blend(images, spec, lambda_content=0.3, lambda_color=0.7)):
+        assert out.shape == images.shape and torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    if kind == "grey":  # a grey painting: a grey picture
+        out = runner.stylize(images, spec)
+        assert (out.max(dim=1).values - out.min(dim=1).values).max() < 0.05
+
+
 def test_mixed_batch_sizes_between_image_and_style(runner):
     images = torch.rand(3, 3, 16, 16)
     one = StyleSpec(runner.style_from_image(torch.rand(1, 3, 32, 32)), None, 1.0)
