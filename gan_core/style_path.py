@@ -71,8 +71,7 @@ def style_code_from_image(encoder: nn.Module, image: torch.Tensor, *, size: int 
     the statistics are taken over the features of the valid region only: the padding is cropped off.
     """
     parameter = next(encoder.parameters())
-    rgb = check_image(image, "style image").to(parameter.device)
-    rgb = resize(rgb, render_shape(*rgb.shape[-2:], size))
+    rgb = reduce_style_image(image, size).to(parameter.device)
     fy, fx = valid_features(*rgb.shape[-2:])
     feats = encoder(pad_for_network(rgb).to(parameter.dtype if dtype is None else dtype), until="relu4_1")["relu4_1"]
     return feature_stats(feats[:, :, :fy, :fx].float())
@@ -103,10 +102,16 @@ def style_spec(model, *, name: str = "", image: torch.Tensor | None = None, stre
     if image is None:
         raise ValueError(f"no style given: give a style image or a trained style name ({trained_styles_available(model)})")
     encoder = fast_style_network(model).encoder if fast else model.encoder
-    return StyleSpec(style_code_from_image(encoder, image), None, strength, fast=fast, palette=style_palette(image))
+    reduced = reduce_style_image(image)  # once for both: the code's and the palette's own reduction are then no-ops
+    return StyleSpec(style_code_from_image(encoder, reduced), None, strength, fast=fast, palette=style_palette(reduced))
+
+
+def reduce_style_image(image: torch.Tensor, size: int = STYLE_SIZE) -> torch.Tensor:
+    """The style reference checked and its short side reduced to ``size`` (never upscaled; 0 keeps it)."""
+    rgb = check_image(image, "style image")
+    return resize(rgb, render_shape(*rgb.shape[-2:], size))
 
 
 def style_palette(image: torch.Tensor, *, size: int = STYLE_SIZE) -> ColourMoments:
     """The colours of each style reference (reduced as for its code) that Style Transfer gives the picture."""
-    rgb = check_image(image, "style image")
-    return colour_moments(resize(rgb, render_shape(*rgb.shape[-2:], size)).float())
+    return colour_moments(reduce_style_image(image, size).float())
