@@ -376,6 +376,19 @@ def test_every_template_loads_only_shipped_and_listed_pictures():
     assert used == set(shipped), f"pictures no template uses: {set(shipped) - used}"
 
 
+def test_every_template_has_a_readable_thumbnail():
+    # ComfyUI's template dialog shows <name>.jpg beside <name>.json; without it the card is blank.
+    from PIL import Image
+
+    for name, _ in _templates():
+        thumb = REPO / "example_workflows" / (name[: -len(".json")] + ".jpg")
+        assert thumb.is_file(), f"{name} has no thumbnail {thumb.name}"
+        assert thumb.stat().st_size <= 150_000, f"{thumb.name} is {thumb.stat().st_size} bytes (keep it under 150 KB)"
+        with Image.open(thumb) as im:
+            assert im.format == "JPEG", f"{thumb.name} is {im.format}, not JPEG"
+            assert im.width >= 256 and im.height >= 128, f"{thumb.name} is {im.width} x {im.height}: too small to read"
+
+
 def test_templates_style_values_are_dropdown_entries_and_checkpoints_have_a_note(comfy):
     by_id = _nodes_by_id(comfy.nodes)
     for template, workflow in _templates():
