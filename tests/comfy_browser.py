@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -168,14 +169,34 @@ class Editor:
         self.page.evaluate("() => window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
         dialog = self.page.get_by_role("dialog")
         dialog.get_by_text(pack, exact=True).first.click()
-        self.page.wait_for_function(
-            "() => { const imgs = [...document.querySelectorAll('[role=dialog] img')]; "
-            "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }", timeout=60_000)
+        # The dialog's grid is virtual: it loads a card's thumbnail when the card scrolls into view and
+        # recycles the ones that scroll out. So scroll through it and collect the cards seen loaded.
+        scroll_js = ("(share) => { const img = document.querySelector('[role=dialog] img'); let el = img && img.parentElement; "
+                     "while (el && !(el.scrollHeight > el.clientHeight + 10 && /auto|scroll/.test(getComputedStyle(el).overflowY))) "
+                     "el = el.parentElement; if (!el) return 0; el.scrollTop = share * (el.scrollHeight - el.clientHeight); "
+                     "return (el.scrollHeight - el.clientHeight) / el.clientHeight; }")
+        cards_js = ("() => { const imgs = [...document.querySelectorAll('[role=dialog] img')].filter(i => i.src); "
+                    "if (!imgs.length || !imgs.every(i => i.complete)) return null; "
+                    "return imgs.filter(i => i.naturalWidth > 0).map(i => { const r = i.getBoundingClientRect(); "
+                    "return {width: r.width, height: r.height, natural: [i.naturalWidth, i.naturalHeight], "
+                    "card: (() => { let el = i; while (el && !(el.innerText || '').trim()) el = el.parentElement; "
+                    "return el ? el.innerText : ''; })()}; }); }")
+        self.page.wait_for_function("() => document.querySelector('[role=dialog] img')", timeout=60_000)
+        pages = self.page.evaluate(scroll_js, 0)
+        steps = max(1, math.ceil(pages * 3))  # a third of the visible height at a time
+        cards: dict[str, dict] = {}
+        for k in range(steps + 1):
+            self.page.evaluate(scroll_js, k / steps)
+            self.page.wait_for_timeout(700)  # the grid swaps in the cards now in view
+            deadline = time.monotonic() + 30
+            while (seen := self.page.evaluate(cards_js)) is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the template dialog's thumbnails did not load within 30 s")
+                self.page.wait_for_timeout(200)
+            cards.update((c["card"], c) for c in seen)
+        self.page.evaluate(scroll_js, 0)
         self.page.wait_for_timeout(800)
-        return self.page.evaluate(
-            "() => [...document.querySelectorAll('[role=dialog] img')].map(i => { const r = i.getBoundingClientRect(); "
-            "return {width: r.width, height: r.height, natural: [i.naturalWidth, i.naturalHeight], "
-            "card: (i.closest('[data-testid], .card, div') || i).parentElement.innerText || ''}; })")
+        return list(cards.values())
 
     def open_template(self, name: str) -> None:
         """Click a card in the open template dialog; the dialog closes and the workflow loads."""
