@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="512,1024,2048,12mp")
     parser.add_argument("--batch", default="1,8")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--thorough", action="store_true",
+                        help="warm up and repeat every case, those above 1 MP on the CPU included (they run once otherwise)")
     parser.add_argument("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", *DTYPES],
                         help="auto: what the CLI and the nodes pick on this device (gan_core.precision)")
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for job in jobs:
                 # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
-                thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda"
+                thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda" or args.thorough
                 case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1, "warmup": thorough,
                         "device": args.device, "dtype": args.dtype, "layout": args.layout, "weights": args.weights,
                         "profile": args.profile}
@@ -246,7 +248,7 @@ def print_table(rows, args) -> None:
     import torch
 
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    above = "" if args.device == "cuda" else " (1 above 1 MP)"
+    above = "" if args.device == "cuda" or args.thorough else " (1 above 1 MP)"
     from gan_core.precision import choose_dtype, memory_format_for
 
     device = torch.device(args.device)

@@ -129,17 +129,23 @@ class ColorDecoder(nn.Module):
             return logits  # every confidence is zero, so the guidance logits add nothing
         rows = max(1, _GUIDANCE_PIXELS // max(1, x.shape[0] * x.shape[-1]))
         for r0 in range(0, x.shape[-2], rows):  # a 1 x 1 gate and per-pixel maths: exact in row bands
-            logits[:, :, r0 : r0 + rows] += self._guidance_logits(x[:, :, r0 : r0 + rows], guide[:, :, r0 : r0 + rows])
+            self._add_guidance_logits(logits[:, :, r0 : r0 + rows], x[:, :, r0 : r0 + rows], guide[:, :, r0 : r0 + rows])
         return logits
 
-    def _guidance_logits(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        """Bin logits of the hint and reference colours (a Gaussian of 10 ab units around each), each weighted by
-        its confidence times a learned gate. Linear in ab: -|ab - c|^2 / 2s^2 = (2 ab.c - |c|^2) / 2s^2 + const."""
+    def _add_guidance_logits(self, logits: torch.Tensor, x: torch.Tensor, guide: torch.Tensor) -> None:
+        """Add, in place, the bin logits of the hint and reference colours (a Gaussian of 10 ab units around each),
+        each weighted by its confidence times a learned gate. Linear in ab: -|ab - c|^2 / 2s^2 = (2 ab.c - |c|^2) / 2s^2
+        + const, so the weighted sum over both sources is one projection of three channels per pixel,
+        (sum w ab, sum w), onto the bins, accumulated straight into ``logits`` where its layout allows."""
         gates = self.guide_gate(torch.cat([x, guide.to(x.dtype)], dim=1)).float()
+        hint_w, ref_w = guide[:, 2:3] * gates[:, 0:1], guide[:, 5:6] * gates[:, 1:2]
+        weighted = torch.cat([(guide[:, 0:2] * hint_w + guide[:, 3:5] * ref_w) * AB_SCALE, hint_w + ref_w], dim=1)
         centres = self.bin_centres.to(device=guide.device, dtype=torch.float32)
-        out = 0.0
-        for k, (ab, conf) in enumerate(((guide[:, 0:2], guide[:, 2:3]), (guide[:, 3:5], guide[:, 5:6]))):
-            dot = torch.einsum("bchw,qc->bqhw", ab * AB_SCALE, centres)
-            bins = (2.0 * dot - (centres * centres).sum(1)[None, :, None, None]) / (2.0 * 10.0**2)
-            out = out + conf * gates[:, k : k + 1] * bins
-        return out
+        projection = torch.cat([2.0 * centres, -(centres * centres).sum(1, keepdim=True)], dim=1) / (2.0 * 10.0**2)
+        b, q, h, w = logits.shape
+        pixels = logits.permute(0, 2, 3, 1)  # B x h x w x Q: a plain matrix per image when channels-last
+        if pixels.stride(3) == 1 and pixels.stride(2) == q and pixels.stride(1) == w * q:
+            rows = weighted.permute(0, 2, 3, 1).reshape(b, h * w, 3)
+            pixels.view(b, h * w, q).baddbmm_(rows, projection.t().expand(b, 3, q))
+        else:
+            logits += torch.einsum("bkhw,qk->bqhw", weighted, projection)

@@ -391,6 +391,37 @@ def test_style_decoder_run_from_a_file_keeps_the_colour_decoder_and_starts_the_s
     assert "--fresh-style-decoder needs --init" in capsys.readouterr().err
 
 
+def test_guidance_only_run_trains_the_guidance_inputs_and_nothing_else(image_dirs, tmp_path, capsys):
+    from gan_core.testing import tiny_model
+    from gan_core.weights import save_weights
+
+    source = tiny_model(seed=3)
+    init = tmp_path / "tiny.safetensors"
+    save_weights(init, source, dtype=torch.float32)
+    run, out = tmp_path / "run", tmp_path / "out.safetensors"
+    args = ["base", "--photos", str(image_dirs / "photos"), "--run-dir", str(run), "--init", str(init),
+            "--model-config", '{"guided": true}', "--no-train-style-decoder", "--color-decoder-parts", "guidance",
+            "--guidance-mix", '{"no_hints": 0.0, "same_photo_reference": 1.0, "other_photo_reference": 0.0}',
+            "--steps", "3", "--batch", "2", "--crop", "64", "--workers", "0", "--sample-every", "0",
+            "--adv-start", "1", "--lr-g", "0.01", "--export", str(out)]
+    assert train_main(args) == 0
+    model, _ = load_weights(out)
+    before = DualGAN(model.config)
+    before.load_state_dict(source.state_dict(), strict=False)  # the new guidance tensors start at zero
+    for name, after in model.state_dict().items():
+        moved = not torch.allclose(before.state_dict()[name].float(), after.float(), atol=1e-3)  # fp16 export rounding
+        if not name.startswith("color_decoder.guide"):
+            assert not moved, f"{name} changed in a guidance-only run"
+    assert any(not torch.allclose(before.state_dict()[n].float(), t.float(), atol=1e-3)
+               for n, t in model.state_dict().items() if n.startswith("color_decoder.guide"))
+    for bad, says in ((["--guidance-mix", '{"hint_share": 0.5}'], "unknown fields ['hint_share']"),
+                      (["--guidance-mix", '{"no_hints": 2}'], "must lie in 0..1"),
+                      (["--color-decoder-parts", "heads"], "must be 'all' or 'guidance'")):
+        assert train_main(args[:-2] + ["--run-dir", str(tmp_path / f"bad{len(says)}")] + bad) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+
+
 def test_loss_bin_weights_equal_the_grids_soft_assignment():
     grid = AbGrid(8)
     ab = (torch.rand(2, 2, 9, 7) * 2 - 1) * 110

@@ -39,7 +39,7 @@ from .amp import Amp
 from .data import CropDataset
 from .degrade import degrade_grey
 from .discriminator import PatchDiscriminator, lab_for_discriminator
-from .guidance_sim import simulate_guidance
+from .guidance_sim import guidance_mix, simulate_guidance
 from .run import RunFolder, TrainingData, step_generator
 from .samples import save_sample_grid
 from .settings import BaseSettings
@@ -129,6 +129,27 @@ def estimate_prior(dataset: CropDataset, grid, samples: int = 64) -> torch.Tenso
     return counts / counts.sum()
 
 
+GUIDANCE_MODULES = ("guide8", "guide4", "guide2", "guide_gate")
+
+
+def trained_colour_parameters(model: DualGAN, parts: str) -> list[nn.Parameter]:
+    """The colour decoder's parameters to train: all, or (``parts`` "guidance") only those that read the guidance map,
+    so a short run teaches the decoder to use hints and references without moving its automatic colours' layers."""
+    decoder = model.color_decoder
+    if parts == "all":
+        return list(decoder.parameters())
+    if parts != "guidance":
+        raise ValueError(f"color_decoder_parts must be 'all' or 'guidance', got {parts!r}")
+    if not model.guided:
+        raise ValueError("color_decoder_parts 'guidance' needs a guided model (model_config guided: true)")
+    decoder.requires_grad_(False)
+    params = []
+    for name in GUIDANCE_MODULES:
+        getattr(decoder, name).requires_grad_(True)
+        params += list(getattr(decoder, name).parameters())
+    return params
+
+
 def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device) -> Networks:
     """The loss network, discriminators and optimisers around ``model``, on ``device`` in its
     convolution layout (channels_last on the CPU, as for inference: oneDNN's bf16 convolutions,
@@ -144,7 +165,7 @@ def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device)
     d_style = PatchDiscriminator(3, d_width).to(device, memory_format=layout)
     gen_params = []
     if settings.train_color_decoder:
-        gen_params += list(model.color_decoder.parameters())
+        gen_params += trained_colour_parameters(model, settings.color_decoder_parts)
     else:
         model.color_decoder.requires_grad_(False)
     if settings.train_style_decoder:
@@ -171,11 +192,18 @@ class BaseTrainer:
         self.amp = Amp(device, settings.amp)
         self.layout = memory_format_for(device)
         self.timer = timer
+        self.mix = guidance_mix(settings.guidance_mix)
 
     def train_mode(self) -> None:
         self.nets.model.train()
         if not self.settings.finetune_encoder:
             self.nets.model.encoder.eval()
+        if self.settings.color_decoder_parts == "guidance":
+            # The frozen layers keep their batch-norm statistics: they normalise as at inference.
+            decoder = self.nets.model.color_decoder
+            decoder.eval()
+            for name in GUIDANCE_MODULES:
+                getattr(decoder, name).train()
 
     @torch.no_grad()
     def prepare(self, rgb: torch.Tensor, paint: torch.Tensor | None, step: int) -> Batch:
@@ -224,7 +252,7 @@ class BaseTrainer:
             if model.guided and coloured:
                 with self.timer("guidance"), torch.no_grad():
                     guide = simulate_guidance(b.rgb, b.lightness, feats, model.encoder, step_generator(s.seed + 7, step),
-                                              dtype=b.grey.dtype)
+                                              self.mix, dtype=b.grey.dtype)
             with self.timer("generator heads"):
                 logits, stylised, target = self.gen(feats, b.palette, b.code.mean if styled else None,
                                                     b.code.std if styled else None, guide, coloured)

@@ -10,6 +10,7 @@ previous frame is such a view too. The guidance map is built exactly as at infer
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -29,6 +30,21 @@ class GuidanceMix:
     max_patch: int = 9
     same_photo_reference: float = 0.35
     other_photo_reference: float = 0.15
+
+
+def guidance_mix(overrides: dict) -> GuidanceMix:
+    """The default mix with the given fields changed; an unknown field or a share outside 0..1 is refused by name."""
+    known = {f.name for f in dataclasses.fields(GuidanceMix)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"guidance_mix: unknown fields {unknown} (known: {sorted(known)})")
+    mix = dataclasses.replace(GuidanceMix(), **overrides)
+    shares = (mix.no_hints, mix.same_photo_reference, mix.other_photo_reference)
+    if not all(0.0 <= x <= 1.0 for x in shares) or mix.same_photo_reference + mix.other_photo_reference > 1.0:
+        raise ValueError(f"guidance_mix: the shares must lie in 0..1 and the two reference shares add up to 1 at most, got {mix}")
+    if mix.max_hints < 1 or mix.max_patch < 1:
+        raise ValueError(f"guidance_mix: max_hints and max_patch must be at least 1, got {mix}")
+    return mix
 
 
 def _randint(low: int, high: int, gen: torch.Generator) -> int:

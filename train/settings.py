@@ -38,6 +38,8 @@ class BaseSettings:
     train_style_decoder: bool = True  # false: the style decoder and its named styles stay as the --init file has them
     train_color_decoder: bool = True  # false: the colour decoder stays as the --init file has it (a style-decoder run)
     fresh_style_decoder: bool = False  # true with --init: the style decoder starts fresh instead of from the file
+    color_decoder_parts: str = "all"  # "guidance": train only the guided decoder's guidance inputs, the rest stays as --init has it
+    guidance_mix: dict = field(default_factory=dict)  # shares of simulated guidance (train.guidance_sim.GuidanceMix fields)
     seed: int = 0
     workers: int = 2
     amp: bool = True  # autocast where it is fast (train.amp): bf16 on a CPU with native bf16, bf16/fp16 on CUDA
