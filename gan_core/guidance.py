@@ -11,7 +11,11 @@ confidence. Several references, and a video's previous output frame, are one mem
 
 The decoder receives six channels at half the render size: hint a, b, confidence, reference a, b,
 confidence (ab divided by ``AB_SCALE``). It learns how far to trust each; no guidance is all zeros.
-This module holds no learnable state and never imports the decoder.
+Its colours are then pulled toward the guidance (``GuidanceFusion``): toward the matched reference
+colour as far as the match is confident, then toward the spread hint colour as far as hints are near,
+so a hint pixel always keeps its colour, a good match shows through at full strength, and regions that
+match nothing keep the decoder's own colours. This module holds no learnable state and never imports
+the decoder.
 """
 
 from __future__ import annotations
@@ -306,7 +310,7 @@ def match_reference(target_feats: dict[str, torch.Tensor], reference_feats: list
     return memory.match(match_features(target_feats), temperature, chunk)
 
 
-# ---- the decoder's guidance map ------------------------------------------------------------------
+# ---- the decoder's guidance map, and its colours pulled toward the guidance ------------------------------------------------------------------
 
 def guidance_map(size: tuple[int, int], *, batch: int, hint: tuple[torch.Tensor, torch.Tensor] | None = None,
                  reference: tuple[torch.Tensor, torch.Tensor] | None = None, device=None) -> torch.Tensor:
@@ -323,3 +327,35 @@ def guidance_map(size: tuple[int, int], *, batch: int, hint: tuple[torch.Tensor,
             confidence = F.interpolate(confidence.float(), size=size, mode="bilinear", align_corners=False)
         parts.append(torch.cat([ab.float() / AB_SCALE, confidence.float()], dim=1).expand(batch, -1, -1, -1))
     return torch.cat(parts, dim=1)
+
+
+
+@dataclass(frozen=True)
+class GuidanceFusion:
+    """How far the decoder's colours are pulled toward the guidance: the guidance colour's share is its
+    confidence ** power (a power below 1 trusts a middling confidence more than linearly; 0 takes the guidance
+    colour wherever it has any confidence). The defaults were picked by `python -m train sweep-guidance-fusion
+    --data DIR` on TRAINING photos (10 and 100 hints, references (a) and (b) of ``train eval-guided``)."""
+
+    hint_power: float = 0.25
+    reference_power: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("hint_power", "reference_power"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 16.0):
+                raise ValueError(f"{name} must be a number from 0 to 16, got {value!r}")
+
+    def __call__(self, ab: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """``ab`` (B x 2 x h x w, Lab units) pulled toward the colours of ``guide`` (``guidance_map``, same size):
+        first toward the reference colour, then toward the hint colour, so hints win where given. Where a
+        confidence is zero, ab is unchanged."""
+        guide = guide.float()
+        out = ab.float()
+        for colour, confidence, power in ((guide[:, 3:5], guide[:, 5:6], self.reference_power),
+                                          (guide[:, 0:2], guide[:, 2:3], self.hint_power)):
+            confidence = confidence.clamp(0.0, 1.0)
+            if bool((confidence > 0).any()):
+                share = torch.where(confidence > 0, confidence.pow(power), torch.zeros_like(confidence))
+                out = torch.lerp(out, colour * AB_SCALE, share)
+        return out

@@ -19,7 +19,7 @@ from torch.profiler import record_function
 
 from .encoder import STRIDE
 from .geometry import valid_features
-from .guidance import ReferenceMemory, guidance_map, match_features
+from .guidance import GuidanceFusion, ReferenceMemory, guidance_map, match_features
 from .model import DualGAN
 from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
 from .style_path import StyleSpec, fast_style_network
@@ -33,11 +33,13 @@ class ColourCondition:
     ``palette``: soft ab histograms of palette images (N x Q, N = 1 for the whole batch or one per image).
     ``hints``: the spread user hints (ab B x 2, confidence B x 1) at half the padded render size of the batch.
     ``memory``: the colour references (and a video's previous frame), matched at every encoder pass.
+    ``fusion``: how far the decoded colours are pulled toward the hint and reference colours.
     """
 
     palette: torch.Tensor | None = None
     hints: tuple[torch.Tensor, torch.Tensor] | None = None
     memory: ReferenceMemory | None = None
+    fusion: GuidanceFusion = GuidanceFusion()
 
     @property
     def guided(self) -> bool:
@@ -84,7 +86,11 @@ def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: Colour
         logits = model.color_decoder(feats, colour.palette, guide)
     with record_function("dualgan.annealed_mean"):
         # fp32 logits in, so the ab map comes out fp32 (not rounded to the network's bf16/fp16)
-        return model.ab_from_logits(logits.float())
+        ab = model.ab_from_logits(logits.float())
+    if guide is None:
+        return ab
+    with record_function("dualgan.guidance_fusion"):
+        return colour.fusion(ab, guide)
 
 
 def decode_style(model: DualGAN, relu4_1: torch.Tensor, content: StyleCode, style: StyleSpec, dtype: torch.dtype) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .compose import compose, smooth_chroma
 from .encoder import STRIDE
 from .fullres import FullResolution, chroma_coefficients, full_lightness, grey_network_input, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
-from .guidance import HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
+from .guidance import GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
 from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
@@ -113,6 +113,7 @@ class DualGANRunner:
     and regulariser (in (L/100)^2 units): larger values give smoother chroma that follows texture less.
     The defaults (8, 0.01) won a sweep over training photos (``python -m train eval --split train``):
     less colour speckle, lower VGG distance, slightly less colourful.
+    ``guidance_fusion`` sets how far hints and references override the decoder's colours (``GuidanceFusion``).
     """
 
     def __init__(
@@ -127,8 +128,10 @@ class DualGANRunner:
         chroma_radius: int = 8,
         chroma_eps: float = 1e-2,
         check_interrupt: Callable[[], None] | None = None,
+        guidance_fusion: GuidanceFusion | None = None,
     ) -> None:
         self.model = model
+        self.guidance_fusion = guidance_fusion or GuidanceFusion()
         self.chroma_radius = chroma_radius
         self.chroma_eps = chroma_eps
         self.tile = tile
@@ -258,7 +261,7 @@ class DualGANRunner:
             raise ValueError(f"temporal_smoothing must be between 0 and 0.95, got {temporal_smoothing}")
         rgb = check_image(image)
         batch, _, height, width = rgb.shape
-        colour = ColourCondition(palette, memory=self._reference_memory(reference, hints))
+        colour = ColourCondition(palette, memory=self._reference_memory(reference, hints), fusion=self.guidance_fusion)
         colour.check(batch)
         if hints is not None and hints.batch not in (1, batch):
             raise ValueError(f"the hints batch has {hints.batch} images; give 1 or one per image ({batch})")

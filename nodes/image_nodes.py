@@ -31,8 +31,9 @@ HINTS_TOOLTIP = ("Optional: the picture with colour strokes or dots painted wher
 HINT_MASK_TOOLTIP = ("Optional: marks which pixels of hints are hints (white = hint), e.g. the MASK of Load Image "
                      "after painting in ComfyUI's mask editor. Any size; an empty mask is ignored.")
 REFERENCE_TOOLTIP = ("Optional: one or more colour photos of the same place, person or era (any batch size: every "
-                     "picture counts). Each region takes the colours of the regions it resembles in them, and keeps "
-                     "the automatic colours where nothing matches. Hints win where given. "
+                     "picture counts). Each region takes the colours of the regions it resembles in them, the more "
+                     "fully the closer the resemblance, and keeps the automatic colours where nothing resembles it. "
+                     "Hints win where given. "
                      "Needs weights trained with guided colour.")
 
 

@@ -224,3 +224,31 @@ def test_eval_guided_scores_a_guided_model(tmp_path):
     assert "reference-propagated (video)" in pan
     with Image.open(out / "guided_sheet.png") as sheet:  # ours beside each baseline: seven columns, not five
         assert sheet.width == 7 * 192
+
+
+def test_fusion_sweep_scores_training_photos_only(tmp_path, monkeypatch):
+    import dataclasses
+
+    from gan_core import DualGANRunner, load_weights
+    from gan_core.config import tiny_config
+    from gan_core.guidance import GuidanceFusion
+    from train import fusion_sweep
+
+    data = _mini_data(tmp_path / "data")
+    weights = write_tiny_weights(tmp_path / "w.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
+    read = []
+    monkeypatch.setattr(fusion_sweep, "load_image", lambda path, size: read.append(path) or eval_guided.load_image(path, size))
+    runner = DualGANRunner(load_weights(weights)[0])
+    rows = fusion_sweep.sweep(runner, data, photos=2, size=200, render_size=128, powers=(0.0, 1.0), progress=False)
+    assert read and all("photos/train" in str(p) for p in read)
+    assert {(r["knob"], r["condition"]) for r in rows} == {("hint_power", "hints_10"), ("hint_power", "hints_100"),
+                                                          ("reference_power", "reference_a"), ("reference_power", "reference_b")}
+    assert all(r["photos"] == 2 for r in rows) and len(rows) == 8
+    gains = {(r["condition"], r["power"]): r["gain_db"] for r in rows}
+    assert gains[("hints_100", 0.0)] != gains[("hints_100", 1.0)]  # the power changes the colours
+    assert runner.guidance_fusion == GuidanceFusion()  # the runner is handed back with the defaults
+    assert "| hint_power | 0 |" in fusion_sweep.write_table(rows, 2)
+    plain = write_tiny_weights(tmp_path / "plain.safetensors")
+    proc = subprocess.run([sys.executable, "-m", "train", "sweep-guidance-fusion", str(plain), "--data", str(data),
+                           "--out", str(tmp_path / "sweep"), "-q"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "predate guided colour" in proc.stderr and "Traceback" not in proc.stderr

@@ -13,6 +13,7 @@ from gan_core.config import DualGANConfig, tiny_config
 from gan_core.encoder import VGGEncoder
 from gan_core.guidance import (
     AB_SCALE,
+    GuidanceFusion,
     HintMap,
     ReferenceMemory,
     guidance_map,
@@ -142,6 +143,31 @@ def test_gated_guidance_logits_reproduce_a_hint_colour():
         guide = guidance_map((16, 16), batch=1, hint=(hint_ab, torch.ones(1, 1, 16, 16)))
         ab = model.ab_from_logits(model.color_decoder(feats, guide=guide))
     assert (ab - hint_ab).abs().max() < 3.0
+
+
+def test_fusion_keeps_hints_exact_lets_hints_win_and_leaves_unguided_pixels_alone():
+    ab = torch.full((1, 2, 4, 4), 10.0)
+    hint_ab, hint_conf = torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4)
+    hint_ab[..., 0, 0], hint_conf[..., 0, 0] = torch.tensor([-40.0, 30.0]).view(1, 2), 1.0  # a hint pixel
+    hint_ab[..., 0, 1], hint_conf[..., 0, 1] = torch.tensor([-40.0, 30.0]).view(1, 2), 0.3  # near a hint
+    ref_ab, ref_conf = torch.full((1, 2, 4, 4), 50.0), torch.zeros(1, 1, 4, 4)
+    ref_conf[..., :, :2] = 1.0  # a perfect match over the hints' columns
+    ref_conf[..., 2, 2] = 0.5  # a middling match
+    guide = guidance_map((4, 4), batch=1, hint=(hint_ab, hint_conf), reference=(ref_ab, ref_conf))
+    fused = GuidanceFusion(hint_power=0.25, reference_power=0.5)(ab, guide)
+    assert torch.allclose(fused[0, :, 0, 0], torch.tensor([-40.0, 30.0]), atol=1e-4)  # the hint wins over the match
+    share = 0.3 ** 0.25
+    assert torch.allclose(fused[0, :, 0, 1], torch.tensor([-40.0, 30.0]) * share + 50.0 * (1 - share), atol=1e-3)
+    assert torch.allclose(fused[0, :, 1, 0], torch.tensor([50.0, 50.0]), atol=1e-4)  # a perfect match shows through
+    assert torch.allclose(fused[0, :, 2, 2], torch.tensor([10.0, 10.0]) + 40.0 * 0.5 ** 0.5, atol=1e-3)
+    assert torch.equal(fused[0, :, 3, 3], ab[0, :, 3, 3])  # no guidance here: the decoder's own colour
+    # A power of 0 takes the guidance colour wherever it has any confidence, and still nowhere else.
+    hard = GuidanceFusion(hint_power=0.0, reference_power=0.0)(ab, guide)
+    assert torch.allclose(hard[0, :, 0, 1], torch.tensor([-40.0, 30.0]), atol=1e-4)
+    assert torch.equal(hard[0, :, 3, 3], ab[0, :, 3, 3])
+    assert torch.equal(GuidanceFusion()(ab, guidance_map((4, 4), batch=1)), ab)
+    with pytest.raises(ValueError, match="hint_power"):
+        GuidanceFusion(hint_power=-1.0)
 
 
 def test_config_round_trip_and_old_files_read_as_unguided():

@@ -202,7 +202,7 @@ def register(subparsers) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_eval)
     # the other measuring commands live in their own modules
-    from . import baseline_sweep, effnet_import, eval_guided
+    from . import baseline_sweep, effnet_import, eval_guided, fusion_sweep
 
-    for module in (eval_guided, baseline_sweep, effnet_import):
+    for module in (eval_guided, baseline_sweep, fusion_sweep, effnet_import):
         module.register(subparsers)
