@@ -45,6 +45,10 @@ MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity ma
 # Short side a colour reference (or a video's previous frame) is encoded at; memory positions are 1/64
 # of its pixels, and matching costs target positions x memory positions x 768 multiply-adds.
 REFERENCE_SIZE = 384
+# Scales each colour reference is encoded at (of its short side ``REFERENCE_SIZE`` or less), as one memory: a
+# reference shot from farther away than the picture (its things smaller) still finds its matches in the
+# enlarged copy. The 1.4x copy doubles the memory's positions and costs one more encoder pass at that size.
+REFERENCE_SCALES = (1.0, 1.4)
 GREY_REFERENCE_CHROMA = 2.0  # a reference whose mean chroma is below this (Lab units) has no colour to give
 
 
@@ -262,11 +266,13 @@ class ReferenceMemory:
 
 @torch.no_grad()
 def memory_from_lab(encoder, lightness: torch.Tensor, ab: torch.Tensor, *, size: int = REFERENCE_SIZE,
-                    dtype: torch.dtype | None = None) -> ReferenceMemory:
+                    scale: float = 1.0, dtype: torch.dtype | None = None) -> ReferenceMemory:
     """A memory of one picture given as L (1 x 1 x H x W, 0..100) and ab (1 x 2 x h x w, any size): its luminance is
-    encoded (short side ``size``, never upscaled) and its ab pooled onto the matching positions. A video's
-    previous output frame enters the memory this way."""
+    encoded (short side ``size``, never upscaled, then times ``scale``) and its ab pooled onto the matching
+    positions. A video's previous output frame enters the memory this way."""
     target = render_shape(*lightness.shape[-2:], size)
+    if scale != 1.0:
+        target = (max(1, round(target[0] * scale)), max(1, round(target[1] * scale)))
     light = resize(lightness.float(), target)
     grey = pad_for_network(grey_rgb_from_lightness(light))
     param = next(encoder.parameters())
@@ -279,8 +285,9 @@ def memory_from_lab(encoder, lightness: torch.Tensor, ab: torch.Tensor, *, size:
 
 def reference_memory(encoder, references: list[torch.Tensor], *, size: int = REFERENCE_SIZE,
                      dtype: torch.dtype | None = None) -> ReferenceMemory:
-    """One memory from colour reference photos (each N x 3 x H x W in 0..1; every image of every entry counts).
-    A reference with no colour of its own (grey, or nearly so) is refused with one sentence naming it."""
+    """One memory from colour reference photos (each N x 3 x H x W in 0..1; every image of every entry counts), each
+    encoded at every scale of ``REFERENCE_SCALES``. A reference with no colour of its own (grey, or nearly so) is
+    refused with one sentence naming it."""
     memories = []
     count = 0
     for entry in references:
@@ -292,7 +299,8 @@ def reference_memory(encoder, references: list[torch.Tensor], *, size: int = REF
             if chroma < GREY_REFERENCE_CHROMA:
                 raise ValueError(f"reference image {count} is grey (mean chroma {chroma:.1f} Lab units): it has no colours "
                                  "to lend; give a colour photo")
-            memories.append(memory_from_lab(encoder, lab[:, :1], lab[:, 1:], size=size, dtype=dtype))
+            memories += [memory_from_lab(encoder, lab[:, :1], lab[:, 1:], size=size, scale=scale, dtype=dtype)
+                         for scale in REFERENCE_SCALES]
     if not memories:
         raise ValueError("no reference images were given")
     memory = memories[0]

@@ -104,6 +104,22 @@ def test_reference_memory_carries_the_colour_of_the_best_matching_positions():
     assert both.keys.shape[0] == 8 and low.max() < 0.01
 
 
+def test_a_reference_is_remembered_at_its_size_and_enlarged():
+    from gan_core.guidance import REFERENCE_SCALES, memory_from_lab, reference_memory
+
+    torch.manual_seed(0)
+    encoder = VGGEncoder((8, 16, 16, 16)).eval()
+    photo = _lab_image(30 + 40 * torch.rand(1, 1, 64, 96), 20.0, -30.0)
+    memory = reference_memory(encoder, [photo])
+    lab = rgb_to_lab(photo)
+    single = memory_from_lab(encoder, lab[:, :1], lab[:, 1:])
+    enlarged = memory_from_lab(encoder, lab[:, :1], lab[:, 1:], scale=1.4)
+    assert REFERENCE_SCALES == (1.0, 1.4) and single.keys.shape[0] == 8 * 12
+    assert enlarged.keys.shape[0] == 12 * 17  # 90 x 134 px: the 12 x 17 positions at 1/8 that its pixels reach
+    assert memory.keys.shape[0] == single.keys.shape[0] + enlarged.keys.shape[0]
+    assert torch.allclose(memory.ab.mean(0), torch.tensor([20.0, -30.0]), atol=0.5)
+
+
 def test_match_reference_runs_on_encoder_features_in_chunks():
     torch.manual_seed(0)
     encoder = VGGEncoder((8, 16, 16, 16)).eval()
