@@ -8,7 +8,6 @@ so the sample gives an unbiased estimate of each photo's error at a fraction of 
 
 from __future__ import annotations
 
-import csv
 import itertools
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from gan_core.color import lightness_ab_to_rgb, rgb_to_lab
 
 from . import baselines, metrics
 from .eval_guided import HINT_COUNTS, SIZE, sample_hints
-from .eval_images import held_out_photos, load_image, read_manifest
+from .eval_images import held_out_photos, load_image, read_manifest, write_csv
 
 SIGMA_SPACE = (16.0, 32.0, 48.0, 96.0)
 SIGMA_RANGE = (3.0, 6.0, 12.0, 24.0)
@@ -67,11 +66,7 @@ def sweep(data: Path, *, photos: int, size: int = SIZE, hint_counts=HINT_COUNTS,
 def run_sweep(args) -> str:
     rows = sweep(Path(args.data), photos=args.photos, progress=not args.quiet)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep_hint_baseline.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "sweep_hint_baseline.csv", rows)
     counts = [k for k in rows[0] if k.startswith("psnr_")]
     lines = [f"Hint-propagation baseline on {args.photos} TRAINING photos (PSNR on {SAMPLE_PIXELS} sampled pixels each, seed 0)",
              "", "| sigma_space (px) | sigma_range (L) | prior weight | " + " | ".join(f"{c[5:]} hints" for c in counts) + " | mean |",

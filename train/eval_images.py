@@ -3,6 +3,8 @@ and contact sheets (a grid of labelled thumbnails)."""
 
 from __future__ import annotations
 
+import csv
+
 import json
 from pathlib import Path
 
@@ -54,3 +56,12 @@ def contact_sheet(rows: list[list[torch.Tensor | Image.Image]], labels: list[str
             im.thumbnail((cell, cell))
             sheet.paste(im, (j * cell + (cell - im.width) // 2, 18 + i * cell + (cell - im.height) // 2))
     sheet.save(path)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """``rows`` (dicts with the same keys) as a CSV file with a header, its folder made if needed."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

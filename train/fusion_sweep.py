@@ -10,7 +10,6 @@ make no reference).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
@@ -21,7 +20,7 @@ from gan_core.guidance import GREY_REFERENCE_CHROMA, GuidanceFusion
 
 from . import metrics
 from .eval_guided import SIZE, hint_map, reference_mirrored_crop, reference_mirrored_left, sample_hints
-from .eval_images import held_out_photos, load_image, read_manifest
+from .eval_images import held_out_photos, load_image, read_manifest, write_csv
 from .eval_setup import add_decoding_arguments, add_model_arguments, load_runner
 
 POWERS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -82,11 +81,7 @@ def run_sweep(args) -> str:
     if not rows:
         raise ValueError(f"{args.data}: none of the sampled training photos has colour enough to score")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep_guidance_fusion.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "sweep_guidance_fusion.csv", rows)
     text = write_table(rows, max(r["photos"] for r in rows))
     (out / "sweep_guidance_fusion.md").write_text(text)
     return text
