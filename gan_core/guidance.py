@@ -318,7 +318,7 @@ def match_reference(target_feats: dict[str, torch.Tensor], reference_feats: list
     return memory.match(match_features(target_feats), temperature, chunk)
 
 
-# ---- the decoder's guidance map, and its colours pulled toward the guidance ------------------------------------------------------------------
+# ---- the decoder's guidance map, and its colours pulled toward the guidance ----------------------
 
 def guidance_map(size: tuple[int, int], *, batch: int, hint: tuple[torch.Tensor, torch.Tensor] | None = None,
                  reference: tuple[torch.Tensor, torch.Tensor] | None = None, device=None) -> torch.Tensor:
@@ -335,7 +335,6 @@ def guidance_map(size: tuple[int, int], *, batch: int, hint: tuple[torch.Tensor,
             confidence = F.interpolate(confidence.float(), size=size, mode="bilinear", align_corners=False)
         parts.append(torch.cat([ab.float() / AB_SCALE, confidence.float()], dim=1).expand(batch, -1, -1, -1))
     return torch.cat(parts, dim=1)
-
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ and contact sheets (a grid of labelled thumbnails)."""
 from __future__ import annotations
 
 import csv
-
 import json
 from pathlib import Path
 
