@@ -126,6 +126,27 @@ def test_kill_and_resume_is_exact(image_dirs, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
 
 
+@pytest.mark.parametrize("finetune", ["--no-finetune-encoder", "--finetune-encoder"])
+def test_resume_from_an_init_file_is_exact(image_dirs, tmp_path, finetune):
+    # With --init, the encoder (and so the frozen loss network) comes from the file, not from the seed:
+    # a resume must restore the loss network the run started with, fine-tuned encoder or not.
+    from gan_core.testing import write_tiny_weights
+
+    init = write_tiny_weights(tmp_path / "tiny.safetensors")
+    common = ("--init", str(init), "--fresh-style-decoder", "--adv-start", "3", "--checkpoint-every", "3", finetune,
+              "--lr-encoder", "0.01")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert train_main(_base_args(image_dirs, straight, 6, *common)) == 0
+    assert train_main(_base_args(image_dirs, resumed, 3, *common)) == 0
+    assert train_main(_base_args(image_dirs, resumed, 6, *common, "--resume")) == 0
+    a = load_file(straight / "checkpoint.safetensors")
+    b = load_file(resumed / "checkpoint.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run differs from the uninterrupted one"
+    logged = [[r["style"] for r in _read_log(run)] for run in (straight, resumed)]
+    assert logged[0] == logged[1]
+
+
 def test_existing_run_needs_resume_and_same_settings(image_dirs, tmp_path, capsys):
     run = tmp_path / "run"
     assert train_main(_base_args(image_dirs, run, 2)) == 0
@@ -225,14 +246,15 @@ def test_csv_log_appends_on_resume_and_restarts_fresh(tmp_path):
     from train.run import CsvLog
 
     path = tmp_path / "losses.csv"
-    log = CsvLog(path, ["step", "a", "b"], append=False)
+    log = CsvLog(path, ["step", "a", "b"])
     log.write({"step": 1, "a": 0.5})
+    log.write({"step": 2, "a": 0.75})  # logged after the last checkpoint (step 1), then killed
     log.close()
-    log = CsvLog(path, ["step", "a", "b"], append=True)
+    log = CsvLog(path, ["step", "a", "b"], resume_from=1)
     log.write({"step": 2, "b": 0.25})
     log.close()
     assert path.read_text().splitlines() == ["step,a,b", "1,0.50000,", "2,,0.25000"]
-    CsvLog(path, ["step", "a", "b"], append=False).close()
+    CsvLog(path, ["step", "a", "b"]).close()
     assert path.read_text().splitlines() == ["step,a,b"]
 
 

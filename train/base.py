@@ -95,10 +95,16 @@ class Networks:
     d_style: PatchDiscriminator
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
+    finetune_encoder: bool = False
 
     @property
     def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.model, "d_color": self.d_color, "d_style": self.d_style}
+        """What a checkpoint holds. The loss network is in it only when the model's encoder is fine-tuned,
+        since only then does it differ from that encoder (it stays the encoder the run started from)."""
+        modules = {"generator": self.model, "d_color": self.d_color, "d_style": self.d_style}
+        if self.finetune_encoder:
+            modules["loss_net"] = self.loss_net
+        return modules
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -177,7 +183,7 @@ def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device)
         groups.append({"params": list(model.encoder.parameters()), "lr": settings.lr_encoder})
     opt_g = torch.optim.Adam(groups, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(list(d_color.parameters()) + list(d_style.parameters()), lr=settings.lr_d, betas=(0.5, 0.99))
-    return Networks(model, loss_net, d_color, d_style, opt_g, opt_d)
+    return Networks(model, loss_net, d_color, d_style, opt_g, opt_d, finetune_encoder=settings.finetune_encoder)
 
 
 class BaseTrainer:
@@ -340,6 +346,9 @@ def make_trainer(settings: BaseSettings, data: TrainingData, run: RunFolder | No
     model = build_generator(settings, run.checkpoint if resuming else None)
     nets = build_networks(settings, model, device)
     start = run.start(resume, modules=nets.modules, optimizers=nets.optimizers) if run is not None else 0
+    if resuming and not settings.finetune_encoder:
+        # build_networks copied the encoder before the checkpoint's weights were loaded into it.
+        nets.loss_net.load_state_dict(model.encoder.state_dict())
     prior = estimate_prior(data.photos, model.grid)
     weights = losses.rebalancing_weights(prior, bins_per_axis=model.grid.bins_per_axis).to(device)
     return BaseTrainer(settings, nets, weights, device, world, timer), start

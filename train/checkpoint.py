@@ -70,6 +70,9 @@ def load_checkpoint(path: str | Path, *, modules: dict[str, torch.nn.Module], op
         for name, module in modules.items():
             prefix = f"mod.{name}."
             state = {k[len(prefix):]: fh.get_tensor(k) for k in keys if k.startswith(prefix)}
+            if not state:
+                raise ValueError(f"{path.name} holds no weights for the {name!r} network this run needs "
+                                 "(it was written with other settings or by an older trainer); start a new --run-dir")
             module.load_state_dict(state, strict=True)
         for name, opt in optimizers.items():
             prefix = f"opt.{name}."

@@ -61,11 +61,22 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 
 class CsvLog:
-    """``losses.csv``: one row per logged step, appended to on resume (a fresh run rewrites it)."""
+    """``losses.csv``: one row per logged step. ``resume_from`` > 0 continues the file after that step,
+    dropping the rows a killed run logged past its last checkpoint (so they are not logged twice);
+    0 rewrites it."""
 
-    def __init__(self, path: Path, columns: list[str], *, append: bool) -> None:
+    def __init__(self, path: Path, columns: list[str], *, resume_from: int = 0) -> None:
         self.columns = columns
-        append = append and path.exists()
+        append = resume_from > 0 and path.exists()
+        if append:
+            with path.open(newline="") as fh:
+                rows = list(csv.reader(fh))
+            kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= resume_from]
+            if len(kept) < len(rows):
+                tmp = path.with_name(path.name + ".tmp")
+                with tmp.open("w", newline="") as fh:
+                    csv.writer(fh).writerows(kept)
+                os.replace(tmp, path)
         self._file = path.open("a" if append else "w", newline="")
         self._writer = csv.writer(self._file)
         if not append:
@@ -116,7 +127,7 @@ class RunFolder:
         if not self.writer:
             return None
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=2))
-        return CsvLog(self.dir / "losses.csv", ["step", "seconds", *columns], append=start > 0)
+        return CsvLog(self.dir / "losses.csv", ["step", "seconds", *columns], resume_from=start)
 
 
 class TrainingData:
