@@ -49,6 +49,7 @@ REFERENCE_SIZE = 384
 # reference shot from farther away than the picture (its things smaller) still finds its matches in the
 # enlarged copy. The 1.4x copy doubles the memory's positions and costs one more encoder pass at that size.
 REFERENCE_SCALES = (1.0, 1.4)
+SPARSE_HINTS_SHARE = 16  # hint maps with fewer than 1 in this many pixels set are shrunk hint by hint
 GREY_REFERENCE_CHROMA = 2.0  # a reference whose mean chroma is below this (Lab units) has no colour to give
 
 
@@ -80,17 +81,45 @@ class HintMap:
         return HintMap(self.ab[start:stop], self.mask[start:stop])
 
     def resized(self, size: tuple[int, int]) -> "HintMap":
-        """The hints at another size. Shrinking averages the hint colours that fall into a pixel and keeps a
-        pixel as a hint when any hint falls into it, so one-pixel dots survive a large reduction."""
+        """The hints at another size. Shrinking gives each pixel the mean colour of the hints that fall into it
+        (a source pixel falls into exactly one) and keeps it as a hint when any does, so one-pixel dots survive a
+        large reduction."""
         if tuple(self.mask.shape[-2:]) == tuple(size):
             return self
-        mask = self.mask.float()
-        if size[0] <= mask.shape[-2] and size[1] <= mask.shape[-1]:
-            weight = F.adaptive_avg_pool2d(mask, size)
-            ab = F.adaptive_avg_pool2d(self.ab.float() * mask, size) / weight.clamp_min(1e-12)
-            return HintMap(ab * (weight > 0), (weight > 0).float())
+        if size[0] <= self.mask.shape[-2] and size[1] <= self.mask.shape[-1]:
+            return self._shrunk(size)
         ab = F.interpolate(self.ab.float(), size=size, mode="nearest")
-        return HintMap(ab, F.interpolate(mask, size=size, mode="nearest"))
+        return HintMap(ab, F.interpolate(self.mask.float(), size=size, mode="nearest"))
+
+    def _shrunk(self, size: tuple[int, int]) -> "HintMap":
+        (height, width), (h, w) = self.mask.shape[-2:], size
+        mask = self.mask.float().flatten(1)  # B x HW
+        # Hints are usually a few strokes or dots: summing only the hint pixels skips the full-size passes
+        # over the whole map, which cost more than the rest of the hints' work at 12 MP.
+        b, p = mask.nonzero(as_tuple=True)
+        if p.numel() * SPARSE_HINTS_SHARE > mask.numel():
+            return self._shrunk_dense(size)
+        cell = (p // width * h // height) * w + (p % width * w // width)
+        weight = mask[b, p].unsqueeze(1)
+        values = torch.cat([self.ab.float().flatten(2)[b, :, p] * weight, weight], dim=1)  # N x 3
+        sums = mask.new_zeros(mask.shape[0], h * w, 3).index_put_((b, cell), values, accumulate=True)
+        return _hints_from_sums(sums.transpose(1, 2).reshape(-1, 3, h, w))
+
+    def _shrunk_dense(self, size: tuple[int, int]) -> "HintMap":
+        (height, width), (h, w) = self.mask.shape[-2:], size
+        mask = self.mask.float()
+        weighted = torch.cat([self.ab.float() * mask, mask], dim=1)
+        rows = torch.arange(height, device=mask.device) * h // height
+        columns = torch.arange(width, device=mask.device) * w // width
+        by_row = weighted.new_zeros(weighted.shape[0], 3, h, width).index_add_(2, rows, weighted)
+        return _hints_from_sums(by_row.new_zeros(weighted.shape[0], 3, h, w).index_add_(3, columns, by_row))
+
+
+def _hints_from_sums(sums: torch.Tensor) -> HintMap:
+    """Hints from per-pixel sums (B x 3 x H x W: mask-weighted a, b and the mask weight itself)."""
+    weight = sums[:, 2:3]
+    found = weight > 0
+    return HintMap(sums[:, :2] / weight.clamp_min(1e-12) * found, found.float())
 
 
 def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: torch.Tensor | None = None,

@@ -74,6 +74,23 @@ def test_shrinking_hints_keeps_single_pixel_dots():
     assert torch.allclose(small.ab[0, :, 25, 4], torch.tensor([30.0, -20.0]))
 
 
+@pytest.mark.parametrize("share", [0.001, 0.5])  # a few dots (summed hint by hint) and painted areas (whole map)
+def test_shrinking_hints_averages_the_hints_in_each_pixel(share):
+    g = torch.Generator().manual_seed(0)
+    ab = torch.randn(2, 2, 301, 207, generator=g) * 40
+    mask = (torch.rand(2, 1, 301, 207, generator=g) < share).float()
+    small = HintMap(ab, mask).resized((40, 30))
+    rows, columns = torch.arange(301) * 40 // 301, torch.arange(207) * 30 // 207  # each pixel's cell
+    for i, y, x in [(0, 0, 0), (1, 39, 29), (0, 17, 11), (1, 5, 22)]:
+        inside = mask[i, 0][rows == y][:, columns == x] > 0
+        colours = ab[i][:, rows == y][:, :, columns == x][:, inside]
+        assert small.mask[i, 0, y, x] == float(inside.any())
+        expected = colours.mean(dim=1) if inside.any() else torch.zeros(2)
+        assert torch.allclose(small.ab[i, :, y, x], expected, atol=1e-4)
+    assert small.count() == int(sum(((mask[i, 0][rows == y][:, columns == x] > 0).any()) for i in range(2)
+                                    for y in range(40) for x in range(30)))
+
+
 def test_a_hint_spreads_along_its_region_and_stops_at_an_edge():
     lightness = torch.zeros(1, 1, 96, 128)
     lightness[..., :48, :] = 0.8  # sky
