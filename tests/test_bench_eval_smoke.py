@@ -124,3 +124,16 @@ def test_bench_cancel_quick_prints_latencies_and_gaps(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "bench.cancel", "--weights", str(tmp_path / "none.safetensors")],
                              cwd=REPO, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no such weights file" in missing.stderr
+
+
+def test_bench_rounds_give_the_median_time_and_ratios_within_each_round():
+    from bench.__main__ import combine_rounds, ratio_text
+
+    plain = combine_rounds([{"ms": 100.0, "peak_mb": 10.0}, {"ms": 200.0, "peak_mb": 12.0}, {"ms": 110.0, "peak_mb": 11.0}])
+    # The third round of hints fell in a slow spell: the medians alone would say 200 / 110 = 1.82x.
+    hints = combine_rounds([{"ms": 105.0, "peak_mb": 9.0}, {"ms": 220.0, "peak_mb": 9.0}, {"ms": 200.0, "peak_mb": 9.0}])
+    assert plain["ms"] == 110.0 and plain["peak_mb"] == 12.0
+    assert ratio_text(hints, plain) == "1.10x (1.05-1.82)"
+    assert ratio_text({"ms": 50.0, "peak_mb": 1.0}, {"ms": 100.0, "peak_mb": 1.0}) == "0.50x"
+    assert combine_rounds([{"ms": 1.0, "peak_mb": 1.0}, {"error": "over 900s"}]) == {"error": "over 900s"}
+    assert ratio_text(hints, {"error": "over 900s"}) == ""
