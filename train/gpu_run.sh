@@ -4,7 +4,7 @@
 #   bash train/gpu_run.sh PACK_DIR OUT_DIR [CONFIG]
 #
 # PACK_DIR: a data pack from `python -m train pack-data` (photos/train, maybe styles, manifest.json).
-# CONFIG:   train base settings (default train/configs/guided_gpu.json: one H200, about 7 minutes).
+# CONFIG:   train base settings (default train/configs/guided_gpu.json: one H200, about 8 minutes).
 # OUT_DIR receives only small files: decoder_part_NN.safetensors (the trained decoders, not the
 # frozen encoder; at most 15 MiB each), losses.csv, settings.json, train.log and the last sample grid.
 # Merge them at home: python -m train merge OUT_DIR my_model.safetensors
@@ -14,7 +14,7 @@
 # `timeout` stops it for certain; either way the last checkpoint is exported. Runs on a CPU too.
 #
 # Environment: PYTHON (default python), DUALGAN_INIT (default the shipped weights),
-# DUALGAN_TRAIN_SECONDS (the timeout, default 450), DUALGAN_RUN_DIR (default a new folder in /tmp).
+# DUALGAN_TRAIN_SECONDS (the timeout, default 500), DUALGAN_RUN_DIR (default a new folder in /tmp).
 set -euo pipefail
 
 if [ $# -lt 2 ] || [ $# -gt 3 ]; then
@@ -29,7 +29,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 PY=${PYTHON:-python}
 INIT=${DUALGAN_INIT:-gan_core/assets/dualgan_default.safetensors}
-LIMIT=${DUALGAN_TRAIN_SECONDS:-450}
+LIMIT=${DUALGAN_TRAIN_SECONDS:-500}
 RUN_DIR=${DUALGAN_RUN_DIR:-$(mktemp -d /tmp/dualgan_gpu_run.XXXXXX)}
 
 [ -d "$PACK/photos/train" ] || { echo "error: $PACK/photos/train: no such folder (make the pack with python -m train pack-data)" >&2; exit 2; }

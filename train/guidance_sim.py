@@ -98,7 +98,9 @@ def simulate_guidance(rgb: torch.Tensor, lightness: torch.Tensor, feats: dict[st
     lab = rgb_to_lab(rgb.float())
     half = (h // 2, w // 2)
     l_half = F.avg_pool2d(lightness.float(), 2) / 100.0
-    hint = spread_hints(simulate_hints(F.avg_pool2d(lab[:, 1:], 2), gen, mix), l_half)
+    # The patches are drawn one by one: on the host that is cheap slicing, on a GPU hundreds of tiny kernels.
+    drawn = simulate_hints(F.avg_pool2d(lab[:, 1:], 2).cpu(), gen, mix)
+    hint = spread_hints(HintMap(drawn.ab.to(rgb.device), drawn.mask.to(rgb.device)), l_half)
 
     ref_ab = torch.zeros(b, 2, *feats["relu4_1"].shape[-2:], device=rgb.device)
     ref_conf = torch.zeros(b, 1, *feats["relu4_1"].shape[-2:], device=rgb.device)
