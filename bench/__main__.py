@@ -235,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             if batch > 1 and size[0] * size[1] > args.max_pixels_batch8:
                 rows.append((size_name, batch, "all", {"error": f"skipped (batch {batch} above {args.max_pixels_batch8} px)"}))
                 continue
+            # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
+            thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda" or args.thorough
             rounds = {job: [] for job in jobs}
             for round_index in range(max(1, args.rounds)):
                 for job in jobs if round_index % 2 == 0 else jobs[::-1]:
-                    # Big CPU cases run once (minutes each); a GPU warms up (cuDNN picks kernels) and repeats.
-                    thorough = size[0] * size[1] <= 1024 * 1024 or args.device == "cuda" or args.thorough
                     case = {"job": job, "size": size, "batch": batch, "repeat": args.repeat if thorough else 1,
                             "warmup": thorough, "device": args.device, "dtype": args.dtype, "layout": args.layout,
                             "weights": args.weights, "profile": args.profile}
