@@ -30,6 +30,10 @@ class DualGANConfig:
     # relu4_1 and a narrow style decoder, distilled from the two above. Empty: the file has none.
     fast_encoder_widths: tuple[int, ...] = ()
     fast_decoder_widths: tuple[int, ...] = ()
+    # Or the residual fast style network (``gan_core.residual_style``, ``python -m train distill --shape
+    # residual``): widths at 1/1, 1/2 and 1/4 of the size and the number of residual blocks at 1/4.
+    fast_residual_widths: tuple[int, ...] = ()
+    fast_residual_blocks: int = 0
     # Guided colour (``gan_core.guidance``): the colour decoder also reads a hint / reference guidance map.
     guided: bool = False
     # Confidence-aware decoding: chroma shrinks by up to this share where the predicted distribution is
@@ -37,7 +41,8 @@ class DualGANConfig:
     chroma_confidence: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("vgg_widths", "color_widths", "style_widths", "fast_encoder_widths", "fast_decoder_widths"):
+        for name in ("vgg_widths", "color_widths", "style_widths", "fast_encoder_widths", "fast_decoder_widths",
+                     "fast_residual_widths"):
             widths = getattr(self, name)
             if not isinstance(widths, tuple) or not all(isinstance(w, int) and w > 0 for w in widths):
                 raise ValueError(f"config field {name} must hold positive integers, got {widths!r}")
@@ -45,6 +50,13 @@ class DualGANConfig:
             raise ValueError("config widths have the wrong length (vgg 4, color 3, style 4)")
         if (len(self.fast_encoder_widths), len(self.fast_decoder_widths)) not in ((0, 0), (4, 4)):
             raise ValueError("fast_encoder_widths and fast_decoder_widths must both be empty or both hold 4 widths")
+        if len(self.fast_residual_widths) not in (0, 3) or not isinstance(self.fast_residual_blocks, int) \
+                or (self.fast_residual_blocks > 0) != bool(self.fast_residual_widths):
+            raise ValueError("fast_residual_widths must be empty or hold 3 widths, with fast_residual_blocks "
+                             "above 0 exactly when they are given")
+        if self.fast_encoder_widths and self.fast_residual_widths:
+            raise ValueError("a weights file holds one fast style network: give fast_encoder_widths or "
+                             "fast_residual_widths, not both")
         if not isinstance(self.guided, bool):
             raise ValueError(f"config field guided must be true or false, got {self.guided!r}")
         if not 0.0 <= self.chroma_confidence <= 1.0:
@@ -54,13 +66,20 @@ class DualGANConfig:
 
     @property
     def has_fast_style(self) -> bool:
-        return bool(self.fast_encoder_widths)
+        return bool(self.fast_encoder_widths) or bool(self.fast_residual_widths)
+
+    @property
+    def fast_shape(self) -> str:
+        """'vgg' (distilled VGG-shaped encoder and decoder), 'residual' (``gan_core.residual_style``) or ''."""
+        return "vgg" if self.fast_encoder_widths else "residual" if self.fast_residual_widths else ""
 
     def to_json(self) -> str:
         fields = dataclasses.asdict(self)
         # Fields at their 'absent' value are left out, so such files stay readable by older versions.
-        if not self.has_fast_style:
+        if not self.fast_encoder_widths:
             del fields["fast_encoder_widths"], fields["fast_decoder_widths"]
+        if not self.fast_residual_widths:
+            del fields["fast_residual_widths"], fields["fast_residual_blocks"]
         if not self.guided:
             del fields["guided"]
         if not self.chroma_confidence:

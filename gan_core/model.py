@@ -11,6 +11,7 @@ from .chroma import AbGrid
 from .color_decoder import ColorDecoder
 from .config import DualGANConfig
 from .encoder import VGGEncoder
+from .residual_style import ResidualFastStyle
 from .style_decoder import StyleAdapter, StyleDecoder
 
 STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -55,10 +56,12 @@ class DualGAN(nn.Module):
             guided=config.guided,
         )
         self.style_decoder = StyleDecoder(enc.channels("relu4_1"), config.style_widths, config.style_input_scale)
-        self.fast_style = (
-            FastStyle(config.fast_encoder_widths, config.fast_decoder_widths)
-            if config.has_fast_style else None
-        )
+        self.fast_style: nn.Module | None = None
+        if config.fast_shape == "vgg":
+            self.fast_style = FastStyle(config.fast_encoder_widths, config.fast_decoder_widths)
+        elif config.fast_shape == "residual":
+            self.fast_style = ResidualFastStyle(config.fast_residual_widths, config.fast_residual_blocks,
+                                                enc.channels("relu4_1"), config.style_input_scale)
         self.styles = nn.ModuleDict()
         for name in style_names:
             self.add_style(name)

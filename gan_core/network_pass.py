@@ -135,6 +135,11 @@ class NetworkPass:
     def fast(self) -> bool:
         return self.style is not None and self.style.fast
 
+    @property
+    def residual(self) -> bool:
+        """The residual fast network, which repaints the grey image itself (no shared-encoder pass)."""
+        return self.fast and self.model.config.fast_shape == "residual"
+
     def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         until = "relu4_3" if self.need_color else "relu4_1"
         # The record_function labels name the stages in ``python -m bench --profile``.
@@ -145,6 +150,8 @@ class NetworkPass:
     def __call__(self, x: torch.Tensor, tile: int | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(ab at 1/2 scale, stylised RGB at 1/1), either None when not asked for; ``tile`` None or at
         least the image's size: in one piece."""
+        if self.residual:
+            return None, self.repaint(x, tile)
         if tile is None or max(x.shape[-2:]) <= tile:
             return self.whole(x)
         return self.tiled(x, tile)
@@ -160,6 +167,26 @@ class NetworkPass:
         if self.on_step is not None:
             self.on_step()
         return ab_half, stylised
+
+    def repaint(self, x: torch.Tensor, tile: int | None) -> torch.Tensor:
+        """The residual fast network's picture of ``x``, tile by tile when tiled: it has no image-wide
+        statistics, so each tile needs only the overlap."""
+        network = fast_style_network(self.model)
+        modulation = network.modulation(self.style.code.to(device=x.device, dtype=torch.float32), self.style.strength)
+
+        def run(piece: torch.Tensor, spans=None) -> list[torch.Tensor]:
+            with record_function("dualgan.fast_style_network"):
+                return [network(piece, modulation).float()]
+
+        if tile is None or max(x.shape[-2:]) <= tile:
+            stylised = run(x)[0]
+            if self.on_step is not None:
+                self.on_step()
+            return stylised
+        # A tile counts as the two progress steps a stylised tile takes on the full network (encode, then
+        # decode), so a run's progress total is the same for either network.
+        on_tile = None if self.on_step is None else lambda: (self.on_step(), self.on_step())
+        return tiled_map(run, x, tile=tile, overlap=self.overlap, multiple=STRIDE, scales=[1.0], on_tile=on_tile)[0]
 
     def tiled(self, x: torch.Tensor, tile: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Pass 1 encodes every tile once and decodes its colour; pass 2 decodes the style of the kept

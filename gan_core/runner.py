@@ -32,7 +32,7 @@ from .network_pass import ColourCondition, NetworkPass, select_style
 from .style_codes import StyleCode
 from .style_decoder import StyleAdapter
 from .palette_transfer import match_palette
-from .style_path import PRESERVE_COLOR, StyleSpec, fast_style_network, style_code_from_image, style_from_name, style_spec
+from .style_path import PRESERVE_COLOR, StyleSpec, code_encoder, fast_style_network, style_code_from_image, style_from_name, style_spec
 from .tiling import axis_spans, run_with_tile_fallback
 
 logger = logging.getLogger(__name__)
@@ -165,9 +165,8 @@ class DualGANRunner:
 
     def style_from_image(self, reference: torch.Tensor, *, fast: bool = False) -> StyleCode:
         """AdaIN statistics (N x C) of each style reference (see ``style_path.style_code_from_image``),
-        from the fast network's encoder when ``fast``."""
-        encoder = self.fast_style().encoder if fast else self.model.encoder
-        return style_code_from_image(encoder, reference, dtype=self.dtype)
+        for the fast network when ``fast`` (``style_path.code_encoder``)."""
+        return style_code_from_image(code_encoder(self.model, fast), reference, dtype=self.dtype)
 
     def fast_style(self):
         """The model's distilled style network; a clear error when its file has none."""

@@ -61,6 +61,16 @@ def fast_style_network(model):
     return model.fast_style
 
 
+def code_encoder(model, fast: bool = False) -> nn.Module:
+    """The encoder whose relu4_1 statistics are a style's code: the shared VGG16 encoder, except for the
+    VGG-shaped fast network, which has its own (the residual one takes the shared encoder's codes)."""
+    if fast and model.config.fast_shape != "residual":
+        return fast_style_network(model).encoder
+    if fast:
+        fast_style_network(model)
+    return model.encoder
+
+
 @torch.no_grad()
 def style_code_from_image(encoder: nn.Module, image: torch.Tensor, *, size: int = STYLE_SIZE,
                           dtype: torch.dtype | None = None) -> StyleCode:
@@ -101,7 +111,7 @@ def style_spec(model, *, name: str = "", image: torch.Tensor | None = None, stre
         return StyleSpec(code, adapter, strength)
     if image is None:
         raise ValueError(f"no style given: give a style image or a trained style name ({trained_styles_available(model)})")
-    encoder = fast_style_network(model).encoder if fast else model.encoder
+    encoder = code_encoder(model, fast)
     reduced = reduce_style_image(image)  # once for both: the code's and the palette's own reduction are then no-ops
     return StyleSpec(style_code_from_image(encoder, reduced), None, strength, fast=fast, palette=style_palette(reduced))
 

@@ -147,3 +147,61 @@ def test_distill_amp_follows_the_shared_helper(setup, tmp_path, monkeypatch):
     assert Distiller(settings).amp.dtype is torch.bfloat16
     assert Distiller(DistillSettings(**{**settings.__dict__, "amp": False})).amp.dtype is None
     assert train_main(_args(root, teacher, tmp_path / "run", 1, "--no-amp")) == 0
+
+
+RESIDUAL = ("--shape", "residual", "--residual-widths", "4,4,8", "--residual-blocks", "2")
+
+
+def test_residual_config_validated_and_round_trips():
+    with pytest.raises(ValueError, match="3 widths"):
+        DualGANConfig(fast_residual_widths=(4, 8), fast_residual_blocks=2)
+    with pytest.raises(ValueError, match="fast_residual_blocks above 0"):
+        DualGANConfig(fast_residual_widths=(4, 4, 8))
+    with pytest.raises(ValueError, match="not both"):
+        DualGANConfig(fast_encoder_widths=(2, 4, 4, 512), fast_decoder_widths=(4, 4, 4, 2),
+                      fast_residual_widths=(4, 4, 8), fast_residual_blocks=2)
+    assert "fast_residual_widths" not in json.loads(DualGANConfig().to_json())
+    config = DualGANConfig(fast_residual_widths=(4, 4, 8), fast_residual_blocks=2)
+    assert DualGANConfig.from_json(config.to_json()) == config and config.fast_shape == "residual"
+
+
+def test_residual_network_is_tile_exact_and_strength_zero_is_unmodulated():
+    from gan_core.residual_style import ResidualFastStyle
+    from gan_core.style_codes import StyleCode
+    from gan_core.tiling import tiled_map
+
+    torch.manual_seed(0)
+    net = ResidualFastStyle((4, 4, 8), 2, code_channels=8, code_scale=0.01).eval()
+    torch.nn.init.normal_(net.style_to_modulation.weight, std=0.1)
+    code = StyleCode(torch.rand(1, 8) * 100, torch.rand(1, 8) * 50 + 1)
+    x = torch.rand(1, 3, 192, 256)
+    with torch.no_grad():
+        mod = net.modulation(code, 1.0)
+        whole = net(x, mod)
+        tiled = tiled_map(lambda piece, spans: [net(piece, mod)], x, tile=128, overlap=96, multiple=8, scales=[1.0])[0]
+        assert (whole - tiled).abs().max() < 1e-4  # no image-wide statistics: tiles need only the overlap
+        unmodulated = net(x, net.modulation(code, 0.0))
+        assert not torch.allclose(whole, unmodulated)
+        assert torch.equal(net.modulation(code, 0.0), net.modulation(StyleCode(code.mean * 2, code.std), 0.0))
+
+
+def test_distill_residual_shape_learns_and_exports(setup, tmp_path):
+    root, teacher = setup
+    run, out = tmp_path / "run", tmp_path / "fast.safetensors"
+    args = [a for a in _args(root, teacher, run, 30, "--lr", "0.01", "--export", str(out),
+                             "--lambda-style", "1", "--lambda-content", "1") if a not in FAST] + list(RESIDUAL)
+    assert train_main(args) == 0
+    with (run / "losses.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    image = [float(r["image"]) for r in rows]
+    assert np.mean(image[-8:]) < 0.8 * np.mean(image[:8])
+    assert rows[0]["features"] == "" and float(rows[0]["style"]) > 0  # no encoder of its own; the trainer's losses on
+    model, info = load_weights(out)
+    assert model.config.fast_shape == "residual" and info.training["fast_style"]["shape"] == "residual"
+    runner = DualGANRunner(model)
+    photo, art = torch.rand(1, 3, 40, 52), torch.rand(1, 3, 30, 30)
+    spec = runner.style_spec(image=art, network="fast")
+    fast = runner.stylize(photo, spec, render_size=0)
+    assert fast.shape == photo.shape and torch.isfinite(fast).all()
+    with pytest.raises(ValueError, match="trained styles.*full"):
+        runner.style_spec(name="anything", network="fast")

@@ -11,6 +11,10 @@ teacher's 512 channels, and a narrow decoder. Both learn from the teacher alone,
   image     the student's stylised crop (its own features, AdaIN'd to its own statistics of the
             painting, at a random strength) against the teacher's, L1 on pixels and on gradients.
 
+``--shape residual`` trains the residual fast network instead (``gan_core.residual_style``): no encoder
+of its own (style codes come from the teacher's encoder), so it learns from the image loss and, with
+``--lambda-style`` / ``--lambda-content``, the trainer's own losses from the first step.
+
 The output is a copy of the teacher's weights file with the fast network inside
 (``fast_style.*`` tensors, widths in the config), which Style Transfer uses with network "fast".
 Checkpoints are atomic and a resumed run continues exactly (every random choice is seeded by step).
@@ -52,6 +56,9 @@ class DistillSettings:
     styles: str = ""
     run_dir: str = "runs/distill"
     export: str = ""  # the teacher's file with the fast network added
+    shape: str = "vgg"  # vgg: distilled encoder and decoder; residual: gan_core.residual_style
+    residual_widths: str = "16,32,48"  # --shape residual: widths at 1/1, 1/2, 1/4
+    residual_blocks: int = 6
     encoder_widths: str = "16,32,64,512"
     decoder_widths: str = "64,32,16,16"
     steps: int = 3000
@@ -75,22 +82,39 @@ class DistillSettings:
     extra: dict = dataclasses.field(default_factory=dict)
 
 
-def parse_widths(text: str, what: str) -> tuple[int, ...]:
+SHAPES = ("vgg", "residual")
+
+
+def parse_widths(text: str, what: str, count: int = 4) -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise ValueError(f"--{what} must be 4 comma-separated integers, got {text!r}") from None
-    if len(widths) != 4 or min(widths) <= 0:
-        raise ValueError(f"--{what} must be 4 comma-separated positive integers, got {text!r}")
+        raise ValueError(f"--{what} must be {count} comma-separated integers, got {text!r}") from None
+    if len(widths) != count or min(widths) <= 0:
+        raise ValueError(f"--{what} must be {count} comma-separated positive integers, got {text!r}")
     return widths
 
 
-def with_fast_style(teacher: DualGAN, encoder_widths: tuple[int, ...], decoder_widths: tuple[int, ...]) -> DualGAN:
-    """A float32 copy of ``teacher`` (its weights and styles) with a freshly initialised fast network."""
+def fast_fields(settings: DistillSettings, teacher: DualGAN) -> dict:
+    """The config fields of the fast network ``settings`` asks for (checked, one sentence when wrong)."""
+    if settings.shape not in SHAPES:
+        raise ValueError(f"--shape must be one of {', '.join(SHAPES)}, got {settings.shape!r}")
+    if settings.shape == "residual":
+        if settings.residual_blocks < 1:
+            raise ValueError(f"--residual-blocks must be at least 1, got {settings.residual_blocks}")
+        return {"fast_residual_widths": parse_widths(settings.residual_widths, "residual-widths", 3),
+                "fast_residual_blocks": settings.residual_blocks}
+    encoder_widths = parse_widths(settings.encoder_widths, "encoder-widths")
     if encoder_widths[3] != teacher.encoder.channels("relu4_1"):
         raise ValueError(f"the fast encoder's last width must be {teacher.encoder.channels('relu4_1')} "
                          f"(the teacher's relu4_1 channels), got {encoder_widths[3]}")
-    config = dataclasses.replace(teacher.config, fast_encoder_widths=encoder_widths, fast_decoder_widths=decoder_widths)
+    return {"fast_encoder_widths": encoder_widths,
+            "fast_decoder_widths": parse_widths(settings.decoder_widths, "decoder-widths")}
+
+
+def with_fast_style(teacher: DualGAN, settings: DistillSettings) -> DualGAN:
+    """A float32 copy of ``teacher`` (its weights and styles) with a freshly initialised fast network."""
+    config = dataclasses.replace(teacher.config, **fast_fields(settings, teacher))
     student = DualGAN(config, tuple(teacher.style_names))
     state = student.state_dict()
     state.update({k: v.float() for k, v in teacher.state_dict().items()})
@@ -106,11 +130,15 @@ def learning_rate(settings: DistillSettings, step: int) -> float:
 
 def he_init(module: nn.Module) -> None:
     """He-normal convolutions, zero biases: activations keep their scale through the layers. With
-    PyTorch's default the student's relu4_1 comes out ~100x smaller than its target and learns slowly."""
+    PyTorch's default the student's relu4_1 comes out ~100x smaller than its target and learns slowly.
+    A residual block's second convolution starts small, so the unnormalised residual stack starts close
+    to the identity instead of growing its activations block after block."""
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
+    for block in getattr(module, "blocks", ()):
+        block.second.weight.data.mul_(0.1)
 
 
 def stats_error(pred: StyleCode, target: StyleCode) -> torch.Tensor:
@@ -154,12 +182,10 @@ class Distiller:
 
     def __init__(self, settings: DistillSettings) -> None:
         self.settings = settings
-        encoder_widths = parse_widths(settings.encoder_widths, "encoder-widths")
-        decoder_widths = parse_widths(settings.decoder_widths, "decoder-widths")
         torch.manual_seed(settings.seed)
         self.teacher, _ = load_weights(settings.teacher)
         self.teacher.requires_grad_(False).eval()
-        model = with_fast_style(self.teacher, encoder_widths, decoder_widths)
+        model = with_fast_style(self.teacher, settings)
         he_init(model.fast_style)
         if settings.init:
             load_checkpoint(settings.init, modules={"fast_style": model.fast_style}, optimizers={})
@@ -177,16 +203,10 @@ class Distiller:
     def optimizers(self) -> dict:
         return {"fast": self.opt}
 
-    def step(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        s, fast = self.settings, self.fast
-        rng = step_generator(s.seed, step)
-        full = float(torch.rand((), generator=rng)) < s.full_strength_prob
-        strength = 1.0 if full else float(torch.rand((), generator=rng))
-        for group in self.opt.param_groups:  # a function of the step alone, so a resume needs no scheduler state
-            group["lr"] = learning_rate(s, step)
-        grey = grey_rgb_from_lightness(luminance(rgb)).contiguous(memory_format=torch.channels_last)
-        paint = paint.contiguous(memory_format=torch.channels_last)
-        t = teacher_pass(self.teacher, grey, paint, strength, self.amp)
+    def vgg_parts(self, grey: torch.Tensor, paint: torch.Tensor, t: TeacherOutputs,
+                  strength: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The VGG-shaped student's losses against the teacher, and its picture."""
+        fast = self.fast
         s_content = fast.encoder(grey, until="relu4_1")["relu4_1"]
         s_paint = fast.encoder(paint, until="relu4_1")["relu4_1"]
         s_code, s_paint_code = feature_stats(s_content), feature_stats(s_paint)
@@ -198,6 +218,25 @@ class Distiller:
             "stats": stats_error(s_code, feature_stats(t.content)) + stats_error(s_paint_code, feature_stats(t.paint)),
             "image": image_error(s_image, t.image),
         }
+        return parts, s_image
+
+    def residual_parts(self, grey: torch.Tensor, t: TeacherOutputs,
+                       strength: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The residual student's picture (styled by the teacher's code of each painting) against the teacher's."""
+        s_image = self.fast(grey, self.fast.modulation(feature_stats(t.paint_taps["relu4_1"]), strength))
+        return {"image": image_error(s_image, t.image)}, s_image
+
+    def step(self, rgb: torch.Tensor, paint: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        s = self.settings
+        rng = step_generator(s.seed, step)
+        full = float(torch.rand((), generator=rng)) < s.full_strength_prob
+        strength = 1.0 if full else float(torch.rand((), generator=rng))
+        for group in self.opt.param_groups:  # a function of the step alone, so a resume needs no scheduler state
+            group["lr"] = learning_rate(s, step)
+        grey = grey_rgb_from_lightness(luminance(rgb)).contiguous(memory_format=torch.channels_last)
+        paint = paint.contiguous(memory_format=torch.channels_last)
+        t = teacher_pass(self.teacher, grey, paint, strength, self.amp)
+        parts, s_image = self.residual_parts(grey, t, strength) if s.shape == "residual" else self.vgg_parts(grey, paint, t, strength)
         if s.lambda_style or s.lambda_content:
             # The trainer's own losses on the student's picture, through the teacher's encoder as the
             # loss network: what the teacher's decoder was trained with, and what `train eval` scores.
@@ -229,7 +268,7 @@ def distill(settings: DistillSettings, resume: bool = False) -> Path:
         bar.update(1)
         if done % settings.log_every == 0 or done == settings.steps:
             values = {k: float(v.detach()) for k, v in parts.items()}
-            bar.set_postfix(features=f"{values['features']:.3f}", image=f"{values['image']:.3f}")
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
             log.write({"step": done, "seconds": f"{time.time() - t0:.1f}", **values, "lr": f"{learning_rate(settings, step):.6f}"})
         if done % settings.checkpoint_every == 0 or done == stop:
             run.save(done, modules=trainer.modules, optimizers=trainer.optimizers)
@@ -245,11 +284,11 @@ def export_fast(checkpoint: str | Path, teacher_path: str | Path, out: str | Pat
     meta = read_checkpoint_meta(checkpoint)
     settings = DistillSettings(**meta["settings"])
     teacher, info = load_weights(teacher_path)
-    model = with_fast_style(teacher, parse_widths(settings.encoder_widths, "encoder-widths"),
-                            parse_widths(settings.decoder_widths, "decoder-widths"))
+    model = with_fast_style(teacher, settings)
     load_checkpoint(checkpoint, modules={"fast_style": model.fast_style}, optimizers={})
     training = dict(info.training)
-    training["fast_style"] = {"distilled_from": Path(teacher_path).name, "steps": int(meta["step"]), "batch": settings.batch,
+    training["fast_style"] = {"distilled_from": Path(teacher_path).name, "shape": settings.shape,
+                              "steps": int(meta["step"]), "batch": settings.batch,
                               "crop": settings.crop, "photos": settings.photos, "styles": settings.styles}
     dtype = {"F16": torch.float16, "BF16": torch.bfloat16}.get(inspect_weights(teacher_path).stored_dtype, torch.float32)
     save_weights(out, model.eval(), styles=info.styles, training=training, licence=info.licence, dtype=dtype)

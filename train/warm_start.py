@@ -104,7 +104,8 @@ def build_generator(settings, resume_from: Path | None = None) -> DualGAN:
             raise ValueError("give --init or --vgg, not both: with --init the encoder comes from the file")
         file_config, state = init_source(settings.init)
         # The fast style network is distilled from the decoders this run changes: `train distill` makes it anew.
-        config = with_overrides(dataclasses.replace(file_config, fast_encoder_widths=(), fast_decoder_widths=()), overrides)
+        config = with_overrides(dataclasses.replace(file_config, fast_encoder_widths=(), fast_decoder_widths=(),
+                                                    fast_residual_widths=(), fast_residual_blocks=0), overrides)
         model = DualGAN(config)
         if getattr(settings, "fresh_style_decoder", False):
             # A style decoder that has never seen the file's paintings (the held-out ones among them).
