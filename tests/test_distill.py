@@ -205,3 +205,27 @@ def test_distill_residual_shape_learns_and_exports(setup, tmp_path):
     assert fast.shape == photo.shape and torch.isfinite(fast).all()
     with pytest.raises(ValueError, match="trained styles.*full"):
         runner.style_spec(name="anything", network="fast")
+
+
+def test_learning_rate_warms_up_then_decays():
+    from train.distill import DistillSettings, learning_rate
+
+    plain = DistillSettings(steps=100, lr=1.0)
+    warm = DistillSettings(steps=100, lr=1.0, warmup_steps=10)
+    assert learning_rate(plain, 0) == pytest.approx(1.0)
+    assert learning_rate(warm, 0) == pytest.approx(0.1 * learning_rate(plain, 0))
+    assert learning_rate(warm, 4) == pytest.approx(0.5 * learning_rate(plain, 4))
+    assert learning_rate(warm, 50) == learning_rate(plain, 50)
+    assert learning_rate(warm, 99) < learning_rate(warm, 50) < learning_rate(warm, 9)
+
+
+def test_amp_step_clips_the_gradient_norm():
+    from train.amp import Amp
+
+    layer = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.zero_()
+    opt = torch.optim.SGD(layer.parameters(), lr=1.0)
+    (layer(torch.full((1, 4), 100.0)).sum()).backward()  # gradient (100, 100, 100, 100): norm 200
+    Amp(torch.device("cpu"), enabled=False).step(opt, max_grad_norm=2.0)
+    assert torch.allclose(layer.weight, torch.full((1, 4), -1.0), atol=1e-4)  # scaled to norm 2: each -1

@@ -53,7 +53,14 @@ class Amp:
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
+    def step(self, optimizer: torch.optim.Optimizer, max_grad_norm: float = 0.0) -> None:
+        """One optimiser step; with ``max_grad_norm`` > 0 the gradients are first scaled down so that
+        their joint norm is at most that (measured in true units, after undoing any loss scaling)."""
+        if max_grad_norm > 0:
+            if self.scaler is not None:
+                self.scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         if self.scaler is None:
             optimizer.step()
             return

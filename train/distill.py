@@ -66,6 +66,8 @@ class DistillSettings:
     batch: int = 8
     crop: int = 128
     lr: float = 1e-3
+    warmup_steps: int = 0  # the learning rate rises linearly over these first steps
+    max_grad_norm: float = 0.0  # clip the student's gradient norm to this (0: no clipping)
     lambda_features: float = 1.0
     lambda_stats: float = 1.0
     lambda_image: float = 10.0
@@ -123,9 +125,11 @@ def with_fast_style(teacher: DualGAN, settings: DistillSettings) -> DualGAN:
 
 
 def learning_rate(settings: DistillSettings, step: int) -> float:
-    """Cosine decay from ``lr`` to 5 % of it over the run."""
+    """A linear rise over ``warmup_steps`` (an unnormalised student's first steps are the unstable
+    ones), then cosine decay from ``lr`` to 5 % of it over the run."""
     progress = min(1.0, step / max(1, settings.steps))
-    return settings.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    warmup = min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps > 0 else 1.0
+    return warmup * settings.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def he_init(module: nn.Module) -> None:
@@ -247,7 +251,7 @@ class Distiller:
         loss = sum(getattr(s, f"lambda_{k}") * v for k, v in parts.items())
         self.opt.zero_grad(set_to_none=True)
         self.amp.backward(loss)
-        self.amp.step(self.opt)
+        self.amp.step(self.opt, s.max_grad_norm)
         return parts
 
 
