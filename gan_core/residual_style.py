@@ -63,7 +63,8 @@ class ResidualFastStyle(nn.Module):
         log_std = torch.log(code.std.float().clamp_min(1e-5) * self.code_scale)
         # tanh bounds the offsets (scales 0..2, shifts -1..1): without normalisation layers an unbounded
         # scale compounds through the residual blocks and training diverges.
-        offsets = torch.tanh(self.style_to_modulation(torch.cat([mean, log_std], dim=1)))
+        code_in = torch.cat([mean, log_std], dim=1).to(self.style_to_modulation.weight.dtype)  # bf16/fp16 weights
+        offsets = torch.tanh(self.style_to_modulation(code_in).float())
         if not isinstance(strength, torch.Tensor):
             strength = torch.tensor(float(strength), device=offsets.device)
         offsets = offsets * strength.to(offsets).reshape(-1, 1)

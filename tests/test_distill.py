@@ -205,6 +205,10 @@ def test_distill_residual_shape_learns_and_exports(setup, tmp_path):
     assert fast.shape == photo.shape and torch.isfinite(fast).all()
     with pytest.raises(ValueError, match="trained styles.*full"):
         runner.style_spec(name="anything", network="fast")
+    # bf16 weights, as the CLI and the nodes load them on a CPU with native bf16
+    low = DualGANRunner(load_weights(out)[0].to(torch.bfloat16))
+    fast_bf16 = low.stylize(photo, low.style_spec(image=art, network="fast"), render_size=0)
+    assert fast_bf16.shape == photo.shape and (fast_bf16.float() - fast.float()).abs().mean() < 0.05
 
 
 def test_learning_rate_warms_up_then_decays():
