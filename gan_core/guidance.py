@@ -36,10 +36,13 @@ AB_SCALE = 110.0  # ab units per guidance unit
 GUIDE_CHANNELS = 6  # hint a, hint b, hint confidence, reference a, reference b, reference confidence
 HINT_THRESHOLD = 6.0  # Lab units a painted pixel must stand apart from the image's mean tint
 # Joint-bilateral spreading of hints: spatial sigmas as shares of the short side (fine to coarse;
-# one hint must reach its whole region, a hundred must stay local) and the lightness sigma (L in 0..1).
-# The coarsest spread colours every pixel it reaches at all; finer ones take over where hints are near.
+# one hint must reach its whole region, a hundred must stay local) and the lightness sigmas (L in 0..1).
+# The coarsest spread colours every pixel it reaches at all, across a wider lightness range, so a lone
+# hint still colours a textured region; the finer ones take over where hints are near and stop at small
+# steps of lightness. Both were chosen on training photos (``python -m train sweep-guidance-fusion``).
 SPREAD_SIGMAS = (0.03, 0.1, 0.3, 1.0)
-SPREAD_RANGE_SIGMA = 0.08
+SPREAD_RANGE_SIGMA = 0.03
+REACH_RANGE_SIGMA = 0.08
 MATCH_TEMPERATURE = 0.01  # softmax temperature over cosine similarities
 MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity matrix)
 # Short side a colour reference (or a video's previous frame) is encoded at; memory positions are 1/64
@@ -221,10 +224,14 @@ def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torc
     return sliced[:, :c] / mass.clamp_min(1e-8), mass
 
 
-def spread_hints(hints: HintMap, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def spread_hints(hints: HintMap, lightness: torch.Tensor,
+                 range_sigmas: tuple[float, float] = (SPREAD_RANGE_SIGMA, REACH_RANGE_SIGMA)) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense hint colours and their confidence (B x 2 and B x 1, at ``lightness``'s size, 0..1 L), from coarse
     to fine: each finer spread overrides the coarser ones where hints are near, so far-away regions still get
-    the nearest hints' colour and crowded regions keep their local ones. Hint pixels keep their exact colour."""
+    the nearest hints' colour and crowded regions keep their local ones. Hint pixels keep their exact colour.
+    ``range_sigmas`` are how far apart in lightness (0..1) two pixels may be and still share a nearby hint, and
+    the same for the coarsest spread, which reaches every pixel."""
+    local_sigma, reach_sigma = range_sigmas
     hints = hints.resized(tuple(lightness.shape[-2:]))
     ab = hints.ab.float().expand(lightness.shape[0], -1, -1, -1)
     mask = hints.mask.float().expand(lightness.shape[0], -1, -1, -1)
@@ -232,10 +239,11 @@ def spread_hints(hints: HintMap, lightness: torch.Tensor) -> tuple[torch.Tensor,
     out_ab = torch.zeros_like(ab)
     confidence = torch.zeros_like(mask)
     for share in sorted(SPREAD_SIGMAS, reverse=True):
-        spread, mass = bilateral_spread(ab, mask, lightness, share * short)
+        coarsest = share == max(SPREAD_SIGMAS)
+        spread, mass = bilateral_spread(ab, mask, lightness, share * short, reach_sigma if coarsest else local_sigma)
         # A lone hint's own cell keeps (6/16)^3 = 0.053 of its mass after the blur: near = 0.88 there.
         near = 1.0 - torch.exp(-40.0 * mass)
-        reach = (mass > 1e-6).float() if share == max(SPREAD_SIGMAS) else near
+        reach = (mass > 1e-6).float() if coarsest else near
         out_ab = torch.lerp(out_ab, spread, reach)
         confidence = confidence + near / len(SPREAD_SIGMAS)
     out_ab = torch.where(mask > 0, ab, out_ab)

@@ -25,7 +25,7 @@ from .compose import compose, smooth_chroma
 from .encoder import STRIDE
 from .fullres import FullResolution, chroma_coefficients, full_lightness, grey_network_input, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
-from .guidance import GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
+from .guidance import REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
 from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
@@ -112,7 +112,12 @@ class DualGANRunner:
     ``chroma_radius`` and ``chroma_eps`` are the guided filter's window radius (at half render size)
     and regulariser (in (L/100)^2 units): larger values give smoother chroma that follows texture less.
     The defaults (8, 0.01) won a sweep over training photos (``python -m train eval --split train``):
-    less colour speckle, lower VGG distance, slightly less colourful.
+    less colour speckle, lower VGG distance, slightly less colourful. With colour hints or reference
+    photos the chroma follows the guidance, not a guess, so a finer filter keeps its detail:
+    ``guided_chroma_radius`` and ``guided_chroma_eps`` (4, 0.001; chosen on training photos with
+    ``python -m train sweep-guidance-fusion``) apply then. ``hint_range_sigmas`` are how far apart in
+    lightness (0..1) two pixels may be and still share a hint, near it and far from it
+    (``gan_core.guidance.spread_hints``).
     ``guidance_fusion`` sets how far hints and references override the decoder's colours (``GuidanceFusion``).
     """
 
@@ -127,6 +132,9 @@ class DualGANRunner:
         on_oom: Callable[[], None] | None = None,
         chroma_radius: int = 8,
         chroma_eps: float = 1e-2,
+        guided_chroma_radius: int = 4,
+        guided_chroma_eps: float = 1e-3,
+        hint_range_sigmas: tuple[float, float] = (SPREAD_RANGE_SIGMA, REACH_RANGE_SIGMA),
         check_interrupt: Callable[[], None] | None = None,
         guidance_fusion: GuidanceFusion | None = None,
     ) -> None:
@@ -134,6 +142,9 @@ class DualGANRunner:
         self.guidance_fusion = guidance_fusion or GuidanceFusion()
         self.chroma_radius = chroma_radius
         self.chroma_eps = chroma_eps
+        self.guided_chroma_radius = guided_chroma_radius
+        self.guided_chroma_eps = guided_chroma_eps
+        self.hint_range_sigmas = hint_range_sigmas
         self.tile = tile
         self.overlap = overlap
         self._pixel_budget = pixel_budget
@@ -262,6 +273,7 @@ class DualGANRunner:
         batch, _, height, width = rgb.shape
         colour = ColourCondition(palette, memory=self._reference_memory(reference, hints), fusion=self.guidance_fusion)
         colour.check(batch)
+        user_guided = need_color and (hints is not None or colour.memory is not None)
         if hints is not None and hints.batch not in (1, batch):
             raise ValueError(f"the hints batch has {hints.batch} images; give 1 or one per image ({batch})")
         if style is not None and style.code.mean.shape[0] not in (1, batch):
@@ -299,9 +311,12 @@ class DualGANRunner:
                 ab_half, previous = smooth_chroma(ab_half, guide_half, previous, temporal_smoothing)
             coefficients = None
             if ab_half is not None:
+                # A video's previous frame alone is no user guidance: it keeps the automatic filter.
+                radius, eps = ((self.guided_chroma_radius, self.guided_chroma_eps) if user_guided
+                               else (self.chroma_radius, self.chroma_eps))
                 with checking(self.check_interrupt):
-                    coefficients = chroma_coefficients(ab_half, grey, saturation=saturation, radius=self.chroma_radius,
-                                                       eps=self.chroma_eps, pixel_budget=self.pixel_budget)
+                    coefficients = chroma_coefficients(ab_half, grey, saturation=saturation, radius=radius, eps=eps,
+                                                       pixel_budget=self.pixel_budget)
             yield from self._full_resolution(plan, items, lightness, coefficients, stylised)
 
     def _check_guided(self, what: str) -> None:
@@ -328,7 +343,8 @@ class DualGANRunner:
         small = HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
         guide_l = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
         with record_function("dualgan.hint_spreading"):
-            return spread_hints(HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device)), guide_l)
+            return spread_hints(HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device)), guide_l,
+                                self.hint_range_sigmas)
 
     def _full_resolution(self, plan: RunPlan, items, lightness, coefficients, stylised) -> Iterator[FullResolution]:
         """Per image, the network maps without the network's padding (bottom rows and right columns), so

@@ -244,3 +244,29 @@ def test_simulated_guidance_map_has_the_decoders_shape_and_range():
     assert guide.shape == (4, 6, 24, 24)
     assert guide[:, [0, 1, 3, 4]].abs().max() <= 128 / AB_SCALE
     assert (guide[:, 2].amax(dim=(1, 2)) == 1).all() and (guide[:, 5].amax(dim=(1, 2)) > 0.5).all()
+
+
+def test_guided_chroma_filter_applies_only_with_hints_or_references():
+    from gan_core.runner import DualGANRunner
+
+    torch.manual_seed(0)
+    model = DualGAN(dataclasses.replace(tiny_config(), guided=True)).eval()
+    grey = torch.rand(1, 1, 64, 80).expand(-1, 3, -1, -1).contiguous()
+    ab = torch.zeros(1, 2, 64, 80)
+    mask = torch.zeros(1, 1, 64, 80)
+    ab[0, :, 20:23, 30:33] = torch.tensor([40.0, -30.0])[:, None, None]
+    mask[0, 0, 20:23, 30:33] = 1
+    hints = HintMap(ab, mask)
+    reference = torch.rand(1, 3, 48, 48)
+    frames = torch.cat([grey, grey.roll(4, dims=-1)])
+
+    def colours(**settings):
+        runner = DualGANRunner(model, **settings)
+        return [runner.colorize(grey, render_size=64, **guidance) for guidance in
+                ({}, {"hints": hints}, {"reference": reference})] + [runner.colorize(frames, render_size=64, video=True)]
+
+    fine = colours(guided_chroma_radius=1, guided_chroma_eps=1e-4)
+    coarse = colours(guided_chroma_radius=8, guided_chroma_eps=1e-2)
+    assert torch.equal(fine[0], coarse[0])  # automatic colour keeps the automatic filter
+    assert not torch.allclose(fine[1], coarse[1]) and not torch.allclose(fine[2], coarse[2])
+    assert torch.equal(fine[3], coarse[3])  # a video's previous frame alone is no user guidance

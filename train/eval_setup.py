@@ -34,6 +34,14 @@ def add_decoding_arguments(p) -> None:
                    help="guided-filter radius for the chroma (default: the runner's)")
     p.add_argument("--chroma-eps", type=float, default=RUNNER_DEFAULTS["chroma_eps"],
                    help="guided-filter regulariser for the chroma (default: the runner's)")
+    p.add_argument("--guided-chroma-radius", type=int, default=RUNNER_DEFAULTS["guided_chroma_radius"],
+                   help="guided-filter radius for the chroma with hints or references (default: the runner's)")
+    p.add_argument("--guided-chroma-eps", type=float, default=RUNNER_DEFAULTS["guided_chroma_eps"],
+                   help="guided-filter regulariser for the chroma with hints or references (default: the runner's)")
+    p.add_argument("--hint-range-sigmas", type=float, nargs=2, metavar=("NEAR", "FAR"),
+                   default=list(RUNNER_DEFAULTS["hint_range_sigmas"]),
+                   help="how far apart in lightness (0..1) two pixels may be and still share a hint, near it and far "
+                        "from it (default: the runner's)")
 
 
 def config_fields(model) -> set[str]:
@@ -57,14 +65,17 @@ def load_runner(args, chroma_confidence: float | None = None) -> tuple[DualGANRu
     weights = Path(args.weights)
     model, info = load_weights(weights)
     with_decoding(model, annealed_temperature=args.temperature, chroma_confidence=chroma_confidence)
-    runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps)
+    runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps,
+                           guided_chroma_radius=args.guided_chroma_radius, guided_chroma_eps=args.guided_chroma_eps,
+                           hint_range_sigmas=tuple(args.hint_range_sigmas))
     return runner, info, decoding_settings(runner)
 
 
 def decoding_settings(runner: DualGANRunner) -> dict:
     config = runner.model.config
     settings = {"temperature": config.annealed_temperature, "chroma_radius": runner.chroma_radius,
-                "chroma_eps": runner.chroma_eps}
+                "chroma_eps": runner.chroma_eps, "guided_chroma_radius": runner.guided_chroma_radius,
+                "guided_chroma_eps": runner.guided_chroma_eps, "hint_range_sigmas": list(runner.hint_range_sigmas)}
     if "chroma_confidence" in config_fields(runner.model):
         settings["chroma_confidence"] = config.chroma_confidence
     return settings

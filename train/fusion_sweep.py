@@ -1,15 +1,18 @@
-"""``python -m train sweep-guidance-fusion WEIGHTS --data DIR``: choose how far hints and references
-override the decoder's colours (``gan_core.guidance.GuidanceFusion``), on TRAINING photos (never the
-held-out ones ``train eval-guided`` reports on).
+"""``python -m train sweep-guidance-fusion WEIGHTS --data DIR``: choose the guided decoding settings on
+TRAINING photos (never the held-out ones ``train eval-guided`` reports on): how far hints and references
+override the decoder's colours (``gan_core.guidance.GuidanceFusion``), how far in lightness a hint spreads
+(the runner's ``hint_range_sigmas``) and the guided filter that joins guided chroma to the full-resolution
+luminance (``guided_chroma_radius``, ``guided_chroma_eps``).
 
-Hint powers are scored on the protocol's 10 and 100 hints (seed 0), reference powers on references (a)
-and (b) of ``train eval-guided``; the two do not interact (a hint run has no reference and the other
-way round), so each is swept on its own. Photos with almost no colour of their own are skipped (they
-make no reference).
+Hint settings are scored on the protocol's 1, 10 and 100 hints (seed 0), reference settings on references (a)
+and (b) of ``train eval-guided``, the guided filter on all four. Each knob is swept on its own with the
+others at the runner's defaults. Photos with almost no colour of their own are skipped (they make no
+reference).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,20 +24,62 @@ from gan_core.guidance import GREY_REFERENCE_CHROMA, GuidanceFusion
 from . import metrics
 from .eval_guided import SIZE, hint_map, reference_mirrored_crop, reference_mirrored_left, sample_hints
 from .eval_images import held_out_photos, load_image, read_manifest, write_csv
-from .eval_setup import add_decoding_arguments, add_model_arguments, load_runner
+from .eval_setup import RUNNER_DEFAULTS, add_decoding_arguments, add_model_arguments, load_runner
 
 POWERS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
-HINT_COUNTS = (10, 100)
+HINT_COUNTS = (1, 10, 100)
+RANGE_SIGMAS = ((0.03, 0.03), (0.02, 0.08), (0.03, 0.08), (0.05, 0.08), (0.08, 0.08), (0.03, 0.15))  # (near, far)
+GUIDED_CHROMA = ((2, 1e-3), (4, 1e-3), (4, 1e-4), (8, 1e-2))  # (radius, eps) of the guided chroma filter
+HINT_CONDITIONS = tuple(f"hints_{n}" for n in HINT_COUNTS)
+REFERENCE_CONDITIONS = ("reference_a", "reference_b")
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One decoding setting swept on its own (the others at the runner's defaults), on the conditions it affects."""
+
+    name: str
+    values: tuple
+    conditions: tuple[str, ...]
+
+    def apply(self, runner, value) -> None:
+        if self.name in ("hint_power", "reference_power"):
+            runner.guidance_fusion = GuidanceFusion(**{self.name: value})
+        elif self.name == "hint_range_sigmas":
+            runner.hint_range_sigmas = value
+        else:
+            runner.guided_chroma_radius, runner.guided_chroma_eps = value
+
+    def label(self, value) -> str:
+        if self.name == "guided_chroma":
+            return f"radius {value[0]}, eps {value[1]:g}"
+        if self.name == "hint_range_sigmas":
+            return f"near {value[0]:g}, far {value[1]:g}"
+        return f"{value:g}"
+
+
+def knobs(powers=POWERS) -> dict[str, Knob]:
+    return {k.name: k for k in (Knob("hint_power", tuple(powers), HINT_CONDITIONS),
+                                Knob("reference_power", tuple(powers), REFERENCE_CONDITIONS),
+                                Knob("hint_range_sigmas", RANGE_SIGMAS, HINT_CONDITIONS),
+                                Knob("guided_chroma", GUIDED_CHROMA, HINT_CONDITIONS + REFERENCE_CONDITIONS))}
+
+
+def _reset(runner) -> None:
+    runner.guidance_fusion = GuidanceFusion()
+    for name in ("guided_chroma_radius", "guided_chroma_eps", "hint_range_sigmas"):
+        setattr(runner, name, RUNNER_DEFAULTS[name])
 
 
 @torch.no_grad()
 def sweep(runner, data: Path, *, photos: int, size: int = SIZE, render_size: int = 512, powers=POWERS,
-          progress: bool = True) -> list[dict]:
+          only: list[str] | None = None, progress: bool = True) -> list[dict]:
     records = held_out_photos(read_manifest(data), split="train")
     if not records:
         raise ValueError(f"{data}: the manifest lists no training photos")
     records = records[:: max(1, len(records) // photos)][:photos]  # a spread over the whole training list
-    gains: dict[tuple[str, float, str], list[float]] = {}
+    chosen = [k for name, k in knobs(powers).items() if only is None or name in only]
+    gains: dict[tuple[str, str, str], list[float]] = {}
     for rec in tqdm(records, desc="sweep", disable=not progress):
         real = load_image(data / rec["file"], size)
         lab = rgb_to_lab(real)
@@ -42,34 +87,35 @@ def sweep(runner, data: Path, *, photos: int, size: int = SIZE, render_size: int
             continue
         grey = grey_rgb_from_lightness(lab[:, :1])
         grey_psnr = float(metrics.psnr(grey, real))
-        conditions = [("hint_power", f"hints_{n}", {"hints": hint_map(sample_hints(real, n, 0, rec["file"]))})
-                      for n in HINT_COUNTS]
-        conditions += [("reference_power", "reference_a", {"reference": [reference_mirrored_crop(real)]}),
-                       ("reference_power", "reference_b", {"reference": [reference_mirrored_left(real)]})]
-        for knob, condition, guidance in conditions:
-            for power in powers:
-                runner.guidance_fusion = GuidanceFusion(**{knob: power})
-                out = runner.colorize(grey, render_size=render_size, **guidance)
-                gains.setdefault((knob, power, condition), []).append(float(metrics.psnr(out, real)) - grey_psnr)
-    runner.guidance_fusion = GuidanceFusion()
-    rows = []
-    for (knob, power, condition), values in gains.items():
-        rows.append({"knob": knob, "power": power, "condition": condition, "photos": len(values),
-                     "gain_db": metrics.mean(values)})
-    return rows
+        guidance = {f"hints_{n}": {"hints": hint_map(sample_hints(real, n, 0, rec["file"]))} for n in HINT_COUNTS}
+        guidance["reference_a"] = {"reference": [reference_mirrored_crop(real)]}
+        guidance["reference_b"] = {"reference": [reference_mirrored_left(real)]}
+        for knob in chosen:
+            for value in knob.values:
+                knob.apply(runner, value)
+                for condition in knob.conditions:
+                    out = runner.colorize(grey, render_size=render_size, **guidance[condition])
+                    key = (knob.name, knob.label(value), condition)
+                    gains.setdefault(key, []).append(float(metrics.psnr(out, real)) - grey_psnr)
+                _reset(runner)
+    return [{"knob": knob, "value": value, "condition": condition, "photos": len(values), "gain_db": metrics.mean(values)}
+            for (knob, value, condition), values in gains.items()]
 
 
 def write_table(rows: list[dict], photos: int) -> str:
     conditions = list(dict.fromkeys(r["condition"] for r in rows))
-    lines = [f"Guidance fusion on {photos} TRAINING photos (long side {SIZE} px): PSNR gain over the grey input, dB",
-             "", "| knob | power | " + " | ".join(conditions) + " |", "|---|---|" + "---|" * len(conditions)]
-    table = {(r["knob"], r["power"], r["condition"]): r["gain_db"] for r in rows}
+    lines = [f"Guided decoding on {photos} TRAINING photos (long side {SIZE} px): PSNR gain over the grey input, dB",
+             "", "| knob | value | " + " | ".join(conditions) + " |", "|---|---|" + "---|" * len(conditions)]
+    table = {(r["knob"], r["value"], r["condition"]): r["gain_db"] for r in rows}
     for knob in dict.fromkeys(r["knob"] for r in rows):
-        for power in dict.fromkeys(r["power"] for r in rows if r["knob"] == knob):
-            cells = [f"{table[(knob, power, c)]:+.2f}" if (knob, power, c) in table else "" for c in conditions]
-            lines.append(f"| {knob} | {power:g} | " + " | ".join(cells) + " |")
+        for value in dict.fromkeys(r["value"] for r in rows if r["knob"] == knob):
+            cells = [f"{table[(knob, value, c)]:+.2f}" if (knob, value, c) in table else "" for c in conditions]
+            lines.append(f"| {knob} | {value} | " + " | ".join(cells) + " |")
     defaults = GuidanceFusion()
-    lines += ["", f"In use: hint_power {defaults.hint_power:g}, reference_power {defaults.reference_power:g}."]
+    near, far = RUNNER_DEFAULTS["hint_range_sigmas"]
+    lines += ["", f"In use: hint_power {defaults.hint_power:g}, reference_power {defaults.reference_power:g}, "
+              f"hint_range_sigmas near {near:g}, far {far:g}, guided_chroma radius "
+              f"{RUNNER_DEFAULTS['guided_chroma_radius']}, eps {RUNNER_DEFAULTS['guided_chroma_eps']:g}."]
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +123,8 @@ def run_sweep(args) -> str:
     runner, _info, _decoding = load_runner(args, args.chroma_confidence[0] if args.chroma_confidence else None)
     if not runner.model.guided:
         raise ValueError(f"{args.weights}: these weights predate guided colour; there is nothing to fuse")
-    rows = sweep(runner, Path(args.data), photos=args.photos, render_size=args.render_size, progress=not args.quiet)
+    rows = sweep(runner, Path(args.data), photos=args.photos, render_size=args.render_size, only=args.knobs,
+                 progress=not args.quiet)
     if not rows:
         raise ValueError(f"{args.data}: none of the sampled training photos has colour enough to score")
     out = Path(args.out)
@@ -93,5 +140,6 @@ def register(subparsers) -> None:
     add_model_arguments(p, out=Path("runs/sweep_guidance_fusion"), out_help="where the table and the CSV go")
     add_decoding_arguments(p)
     p.add_argument("--photos", type=int, default=9, help="training photos, spread over the list (default 9)")
+    p.add_argument("--knobs", nargs="+", choices=list(knobs()), help="sweep only these settings (default: all)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=run_sweep)
