@@ -45,6 +45,9 @@ SPREAD_RANGE_SIGMA = 0.03
 REACH_RANGE_SIGMA = 0.08
 MATCH_TEMPERATURE = 0.01  # softmax temperature over cosine similarities
 MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity matrix)
+# How much a difference in mean lightness (0..1, squared) lowers a match's similarity; chosen on training
+# photos (``python -m train sweep-guidance-fusion``, references (a) and (b)).
+LIGHTNESS_MATCH_WEIGHT = 25.0
 # Short side a colour reference (or a video's previous frame) is encoded at; memory positions are 1/64
 # of its pixels, and matching costs target positions x memory positions x 768 multiply-adds.
 REFERENCE_SIZE = 384
@@ -264,39 +267,57 @@ def match_features(feats: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @dataclass
 class ReferenceMemory:
-    """Colour references as one memory: matching features (N x C) and their ab (N x 2), at 1/8 scale."""
+    """Colour references as one memory: matching features (N x C), their ab (N x 2) and, when known, their mean
+    lightness (N, 0..1), at 1/8 scale."""
 
     keys: torch.Tensor
     ab: torch.Tensor
+    lightness: torch.Tensor | None = None
 
     @classmethod
-    def build(cls, feats: list[torch.Tensor], ab: list[torch.Tensor]) -> "ReferenceMemory":
-        """From per-reference matching features (1 x C x h x w, ``match_features``) and ab (1 x 2 x h' x w', any size)."""
-        keys, values = [], []
-        for f, a in zip(feats, ab):
-            a = F.adaptive_avg_pool2d(a.float(), f.shape[-2:])
+    def build(cls, feats: list[torch.Tensor], ab: list[torch.Tensor],
+              lightness: list[torch.Tensor] | None = None) -> "ReferenceMemory":
+        """From per-reference matching features (1 x C x h x w, ``match_features``), ab (1 x 2 x h' x w', any size)
+        and optionally lightness (1 x 1 x h' x w', 0..1, any size)."""
+        keys, values, lights = [], [], []
+        for i, (f, a) in enumerate(zip(feats, ab)):
             keys.append(f.flatten(2)[0].t())
-            values.append(a.flatten(2)[0].t())
-        return cls(torch.cat(keys), torch.cat(values))
+            values.append(F.adaptive_avg_pool2d(a.float(), f.shape[-2:]).flatten(2)[0].t())
+            if lightness is not None:
+                lights.append(F.adaptive_avg_pool2d(lightness[i].float(), f.shape[-2:]).flatten().to(f.device))
+        return cls(torch.cat(keys), torch.cat(values), torch.cat(lights) if lightness is not None else None)
 
     def extended(self, other: "ReferenceMemory | None") -> "ReferenceMemory":
         if other is None:
             return self
-        return ReferenceMemory(torch.cat([self.keys, other.keys]), torch.cat([self.ab, other.ab]))
+        both = self.lightness is not None and other.lightness is not None
+        return ReferenceMemory(torch.cat([self.keys, other.keys]), torch.cat([self.ab, other.ab]),
+                               torch.cat([self.lightness, other.lightness]) if both else None)
 
-    def match(self, feats: torch.Tensor, temperature: float = MATCH_TEMPERATURE,
+    def match(self, feats: torch.Tensor, lightness: torch.Tensor | None = None, *,
+              lightness_weight: float = LIGHTNESS_MATCH_WEIGHT, temperature: float = MATCH_TEMPERATURE,
               chunk: int = MATCH_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
         """(ab B x 2 x h x w, confidence B x 1 x h x w) for target matching features ``feats`` (B x C x h x w):
-        softmax over cosine similarities to every reference position, ``chunk`` target positions at a time."""
+        softmax over the similarities to every reference position, ``chunk`` target positions at a time. The
+        similarity is the features' cosine, less ``lightness_weight`` times the squared difference of mean
+        lightness when both the memory's and the target's (``lightness``, B x 1 x h' x w', 0..1, any size) are
+        known: the grey features say what a region is, the lightness how light its colour must be."""
         b, c, h, w = feats.shape
         queries = feats.flatten(2).transpose(1, 2).reshape(b * h * w, c)
         keys = self.keys.to(queries.dtype)
+        light_q = light_k = None
+        if lightness is not None and self.lightness is not None and lightness_weight > 0:
+            light_q = F.adaptive_avg_pool2d(lightness.float(), (h, w)).flatten().to(queries.dtype)
+            light_k = self.lightness.to(queries.dtype)
         ab = queries.new_empty(b * h * w, 2)
         best = queries.new_empty(b * h * w)
         for start in range(0, queries.shape[0], chunk):
-            sim = queries[start : start + chunk] @ keys.t()
-            best[start : start + chunk] = sim.max(dim=1).values
-            ab[start : start + chunk] = torch.softmax(sim / temperature, dim=1) @ self.ab.to(queries.dtype)
+            stop = start + chunk
+            sim = queries[start:stop] @ keys.t()
+            if light_q is not None:
+                sim = sim - lightness_weight * (light_q[start:stop, None] - light_k[None, :]).square()
+            best[start:stop] = sim.max(dim=1).values
+            ab[start:stop] = torch.softmax(sim / temperature, dim=1) @ self.ab.to(queries.dtype)
         ab = ab.view(b, h, w, 2).permute(0, 3, 1, 2)
         return ab, best.clamp(0.0, 1.0).view(b, 1, h, w)
 
@@ -317,7 +338,8 @@ def memory_from_lab(encoder, lightness: torch.Tensor, ab: torch.Tensor, *, size:
     keys = match_features(feats)
     fy, fx = valid_features(*target)
     keys = keys[:, :, :fy, :fx]
-    return ReferenceMemory.build([keys], [F.adaptive_avg_pool2d(resize(ab.float(), target).to(keys.device), (fy, fx))])
+    return ReferenceMemory.build([keys], [F.adaptive_avg_pool2d(resize(ab.float(), target).to(keys.device), (fy, fx))],
+                                 [F.adaptive_avg_pool2d(light.to(keys.device) / 100.0, (fy, fx))])
 
 
 def reference_memory(encoder, references: list[torch.Tensor], *, size: int = REFERENCE_SIZE,
@@ -352,7 +374,7 @@ def match_reference(target_feats: dict[str, torch.Tensor], reference_feats: list
     """The references' ab carried onto the target by feature matching, with the match strength as confidence
     (B x 2 and B x 1 at 1/8 of the encoder input). Encoder features of the grey target and of the GREY references."""
     memory = ReferenceMemory.build([match_features(f) for f in reference_feats], reference_ab)
-    return memory.match(match_features(target_feats), temperature, chunk)
+    return memory.match(match_features(target_feats), temperature=temperature, chunk=chunk)
 
 
 # ---- the decoder's guidance map, and its colours pulled toward the guidance ----------------------

@@ -19,7 +19,7 @@ from torch.profiler import record_function
 
 from .encoder import STRIDE
 from .geometry import valid_features
-from .guidance import GuidanceFusion, ReferenceMemory, guidance_map, match_features
+from .guidance import LIGHTNESS_MATCH_WEIGHT, GuidanceFusion, ReferenceMemory, guidance_map, match_features
 from .model import DualGAN
 from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
 from .style_path import StyleSpec, fast_style_network
@@ -34,12 +34,16 @@ class ColourCondition:
     ``hints``: the spread user hints (ab B x 2, confidence B x 1) at half the padded render size of the batch.
     ``memory``: the colour references (and a video's previous frame), matched at every encoder pass.
     ``fusion``: how far the decoded colours are pulled toward the hint and reference colours.
+    ``lightness``: the batch's lightness (B x 1, 0..1) at half the padded render size, which the reference
+    matching compares with the memory's, weighted by ``lightness_weight`` (``ReferenceMemory.match``).
     """
 
     palette: torch.Tensor | None = None
     hints: tuple[torch.Tensor, torch.Tensor] | None = None
     memory: ReferenceMemory | None = None
     fusion: GuidanceFusion = GuidanceFusion()
+    lightness: torch.Tensor | None = None
+    lightness_weight: float = LIGHTNESS_MATCH_WEIGHT
 
     @property
     def guided(self) -> bool:
@@ -68,8 +72,12 @@ class ColourCondition:
             hints = (hints[0][:, :, rows, columns], hints[1][:, :, rows, columns])
         reference = None
         if self.memory is not None:
+            lightness = self.lightness
+            if lightness is not None and region is not None:
+                rows, columns = (slice(span.start // 2, span.stop // 2) for span in region)
+                lightness = lightness[:, :, rows, columns]
             with record_function("dualgan.reference_matching"):
-                reference = self.memory.match(match_features(feats))
+                reference = self.memory.match(match_features(feats), lightness, lightness_weight=self.lightness_weight)
         return guidance_map(size, batch=batch, hint=hints, reference=reference, device=feats["relu2_2"].device)
 
 

@@ -25,7 +25,7 @@ from .compose import compose, smooth_chroma
 from .encoder import STRIDE
 from .fullres import FullResolution, chroma_coefficients, full_lightness, grey_network_input, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
-from .guidance import REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
+from .guidance import LIGHTNESS_MATCH_WEIGHT, REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
 from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
@@ -117,7 +117,8 @@ class DualGANRunner:
     ``guided_chroma_radius`` and ``guided_chroma_eps`` (4, 0.001; chosen on training photos with
     ``python -m train sweep-guidance-fusion``) apply then. ``hint_range_sigmas`` are how far apart in
     lightness (0..1) two pixels may be and still share a hint, near it and far from it
-    (``gan_core.guidance.spread_hints``).
+    (``gan_core.guidance.spread_hints``). ``reference_lightness_weight`` is how strongly a reference region
+    must match a region's lightness as well as its features to lend it colour (``ReferenceMemory.match``).
     ``guidance_fusion`` sets how far hints and references override the decoder's colours (``GuidanceFusion``).
     """
 
@@ -135,6 +136,7 @@ class DualGANRunner:
         guided_chroma_radius: int = 4,
         guided_chroma_eps: float = 1e-3,
         hint_range_sigmas: tuple[float, float] = (SPREAD_RANGE_SIGMA, REACH_RANGE_SIGMA),
+        reference_lightness_weight: float = LIGHTNESS_MATCH_WEIGHT,
         check_interrupt: Callable[[], None] | None = None,
         guidance_fusion: GuidanceFusion | None = None,
     ) -> None:
@@ -145,6 +147,7 @@ class DualGANRunner:
         self.guided_chroma_radius = guided_chroma_radius
         self.guided_chroma_eps = guided_chroma_eps
         self.hint_range_sigmas = hint_range_sigmas
+        self.reference_lightness_weight = reference_lightness_weight
         self.tile = tile
         self.overlap = overlap
         self._pixel_budget = pixel_budget
@@ -271,7 +274,8 @@ class DualGANRunner:
             raise ValueError(f"temporal_smoothing must be between 0 and 0.95, got {temporal_smoothing}")
         rgb = check_image(image)
         batch, _, height, width = rgb.shape
-        colour = ColourCondition(palette, memory=self._reference_memory(reference, hints), fusion=self.guidance_fusion)
+        colour = ColourCondition(palette, memory=self._reference_memory(reference, hints), fusion=self.guidance_fusion,
+                                 lightness_weight=self.reference_lightness_weight)
         colour.check(batch)
         user_guided = need_color and (hints is not None or colour.memory is not None)
         if hints is not None and hints.batch not in (1, batch):
@@ -297,6 +301,8 @@ class DualGANRunner:
                 condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_r, plan))
             if last_frame is not None:
                 condition = dataclasses.replace(condition, memory=last_frame.extended(colour.memory))
+            if condition.memory is not None:
+                condition = dataclasses.replace(condition, lightness=F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2))
             chunk_style = select_style(style, start, stop)
             ab_half, stylised = self._network_pass(grey, plan.render, need_color=need_color, style=chunk_style,
                                                    colour=condition, on_step=step)

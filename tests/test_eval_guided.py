@@ -244,17 +244,18 @@ def test_fusion_sweep_scores_training_photos_only(tmp_path, monkeypatch):
     conditions = {(r["knob"], r["condition"]) for r in rows}
     hint_conditions = ("hints_1", "hints_10", "hints_100")
     assert conditions == ({(k, c) for k in ("hint_power", "hint_range_sigmas") for c in hint_conditions}
-                          | {("reference_power", c) for c in ("reference_a", "reference_b")}
+                          | {(k, c) for k in ("reference_power", "reference_lightness_weight") for c in ("reference_a", "reference_b")}
                           | {("guided_chroma", c) for c in hint_conditions + ("reference_a", "reference_b")})
     assert all(r["photos"] == 2 for r in rows)
-    assert len(rows) == 2 * 3 + 2 * 2 + 6 * 3 + 4 * 5
+    assert len(rows) == 2 * 3 + 2 * 2 + 6 * 3 + 6 * 2 + 4 * 5
     gains = {(r["knob"], r["condition"], r["value"]): r["gain_db"] for r in rows}
     assert gains[("hint_power", "hints_100", "0")] != gains[("hint_power", "hints_100", "1")]  # the power changes the colours
     # the filter and the spread change the colours too
     assert gains[("guided_chroma", "reference_a", "radius 2, eps 0.001")] != gains[("guided_chroma", "reference_a", "radius 8, eps 0.01")]
     assert gains[("hint_range_sigmas", "hints_100", "near 0.02, far 0.08")] != gains[("hint_range_sigmas", "hints_100", "near 0.08, far 0.08")]
     assert runner.guidance_fusion == GuidanceFusion()  # the runner is handed back with the defaults
-    assert (runner.guided_chroma_radius, runner.guided_chroma_eps, runner.hint_range_sigmas) == (4, 1e-3, (0.03, 0.08))
+    assert (runner.guided_chroma_radius, runner.guided_chroma_eps, runner.hint_range_sigmas,
+            runner.reference_lightness_weight) == (4, 1e-3, (0.03, 0.08), 25.0)
     assert "| hint_power | 0 |" in fusion_sweep.write_table(rows, 2)
     only = fusion_sweep.sweep(runner, data, photos=1, size=200, render_size=128, only=["guided_chroma"], progress=False)
     assert {r["knob"] for r in only} == {"guided_chroma"}

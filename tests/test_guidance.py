@@ -270,3 +270,18 @@ def test_guided_chroma_filter_applies_only_with_hints_or_references():
     assert torch.equal(fine[0], coarse[0])  # automatic colour keeps the automatic filter
     assert not torch.allclose(fine[1], coarse[1]) and not torch.allclose(fine[2], coarse[2])
     assert torch.equal(fine[3], coarse[3])  # a video's previous frame alone is no user guidance
+
+
+def test_reference_matching_prefers_positions_of_the_same_lightness():
+    # Two memory positions with the same features but different lightness and colour: the target position's
+    # lightness picks the colour; without lightness (or weight 0) the two colours are averaged.
+    feature = torch.nn.functional.normalize(torch.rand(1, 8, 1, 1), dim=1)
+    memory = ReferenceMemory.build([feature.expand(1, 8, 1, 2)], [torch.tensor([[[[40.0, -40.0]], [[0.0, 0.0]]]])],
+                                   [torch.tensor([[[[0.2, 0.8]]]])])
+    dark, light = torch.full((1, 1, 1, 1), 0.2), torch.full((1, 1, 1, 1), 0.8)
+    assert memory.match(feature, dark)[0][0, :, 0, 0].tolist() == pytest.approx([40.0, 0.0], abs=0.5)
+    assert memory.match(feature, light)[0][0, :, 0, 0].tolist() == pytest.approx([-40.0, 0.0], abs=0.5)
+    for ab in (memory.match(feature)[0], memory.match(feature, dark, lightness_weight=0.0)[0]):
+        assert ab[0, :, 0, 0].tolist() == pytest.approx([0.0, 0.0], abs=0.5)
+    joined = memory.extended(ReferenceMemory(memory.keys, memory.ab))  # a memory without lightness: features only
+    assert joined.lightness is None

@@ -1,7 +1,8 @@
 """``python -m train sweep-guidance-fusion WEIGHTS --data DIR``: choose the guided decoding settings on
 TRAINING photos (never the held-out ones ``train eval-guided`` reports on): how far hints and references
 override the decoder's colours (``gan_core.guidance.GuidanceFusion``), how far in lightness a hint spreads
-(the runner's ``hint_range_sigmas``) and the guided filter that joins guided chroma to the full-resolution
+(the runner's ``hint_range_sigmas``), how much a reference match must agree in lightness
+(``reference_lightness_weight``) and the guided filter that joins guided chroma to the full-resolution
 luminance (``guided_chroma_radius``, ``guided_chroma_eps``).
 
 Hint settings are scored on the protocol's 1, 10 and 100 hints (seed 0), reference settings on references (a)
@@ -29,6 +30,7 @@ from .eval_setup import RUNNER_DEFAULTS, add_decoding_arguments, add_model_argum
 POWERS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 HINT_COUNTS = (1, 10, 100)
 RANGE_SIGMAS = ((0.03, 0.03), (0.02, 0.08), (0.03, 0.08), (0.05, 0.08), (0.08, 0.08), (0.03, 0.15))  # (near, far)
+LIGHTNESS_WEIGHTS = (0.0, 4.0, 10.0, 25.0, 50.0, 100.0)
 GUIDED_CHROMA = ((2, 1e-3), (4, 1e-3), (4, 1e-4), (8, 1e-2))  # (radius, eps) of the guided chroma filter
 HINT_CONDITIONS = tuple(f"hints_{n}" for n in HINT_COUNTS)
 REFERENCE_CONDITIONS = ("reference_a", "reference_b")
@@ -47,6 +49,8 @@ class Knob:
             runner.guidance_fusion = GuidanceFusion(**{self.name: value})
         elif self.name == "hint_range_sigmas":
             runner.hint_range_sigmas = value
+        elif self.name == "reference_lightness_weight":
+            runner.reference_lightness_weight = value
         else:
             runner.guided_chroma_radius, runner.guided_chroma_eps = value
 
@@ -62,12 +66,13 @@ def knobs(powers=POWERS) -> dict[str, Knob]:
     return {k.name: k for k in (Knob("hint_power", tuple(powers), HINT_CONDITIONS),
                                 Knob("reference_power", tuple(powers), REFERENCE_CONDITIONS),
                                 Knob("hint_range_sigmas", RANGE_SIGMAS, HINT_CONDITIONS),
+                                Knob("reference_lightness_weight", LIGHTNESS_WEIGHTS, REFERENCE_CONDITIONS),
                                 Knob("guided_chroma", GUIDED_CHROMA, HINT_CONDITIONS + REFERENCE_CONDITIONS))}
 
 
 def _reset(runner) -> None:
     runner.guidance_fusion = GuidanceFusion()
-    for name in ("guided_chroma_radius", "guided_chroma_eps", "hint_range_sigmas"):
+    for name in ("guided_chroma_radius", "guided_chroma_eps", "hint_range_sigmas", "reference_lightness_weight"):
         setattr(runner, name, RUNNER_DEFAULTS[name])
 
 
@@ -114,7 +119,8 @@ def write_table(rows: list[dict], photos: int) -> str:
     defaults = GuidanceFusion()
     near, far = RUNNER_DEFAULTS["hint_range_sigmas"]
     lines += ["", f"In use: hint_power {defaults.hint_power:g}, reference_power {defaults.reference_power:g}, "
-              f"hint_range_sigmas near {near:g}, far {far:g}, guided_chroma radius "
+              f"hint_range_sigmas near {near:g}, far {far:g}, "
+              f"reference_lightness_weight {RUNNER_DEFAULTS['reference_lightness_weight']:g}, guided_chroma radius "
               f"{RUNNER_DEFAULTS['guided_chroma_radius']}, eps {RUNNER_DEFAULTS['guided_chroma_eps']:g}."]
     return "\n".join(lines) + "\n"
 
