@@ -6,8 +6,10 @@ by a joint-bilateral normalised convolution over position and lightness (a bilat
 blur, slice), so a dot of blue in the sky reaches the sky and stops at the mountain's edge. Colour
 references (He et al. 2018, "Deep Exemplar-based Colorization") are matched in the shared encoder's
 features: every target position takes the softmax-weighted ab of the reference positions that look
-like it (cosine similarity of channel-normalised relu3_3 + relu4_1), with the best similarity as the
-confidence. Several references, and a video's previous output frame, are one memory.
+like it (cosine similarity of channel-normalised relu3_3 + relu4_1, less a penalty for a different mean
+lightness, so a dark coat does not take the colour of a pale wall that the grey features confuse with it),
+with the best similarity as the confidence. Several references, and a video's previous output frame, are
+one memory.
 
 The decoder receives six channels at half the render size: hint a, b, confidence, reference a, b,
 confidence (ab divided by ``AB_SCALE``). It learns how far to trust each; no guidance is all zeros.
