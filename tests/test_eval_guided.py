@@ -263,3 +263,12 @@ def test_fusion_sweep_scores_training_photos_only(tmp_path, monkeypatch):
     proc = subprocess.run([sys.executable, "-m", "train", "sweep-guidance-fusion", str(plain), "--data", str(data),
                            "--out", str(tmp_path / "sweep"), "-q"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "predate guided colour" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_guided_sheet_leaves_out_the_conditions_not_run(tmp_path):
+    # `train eval-guided --hints 1` runs no 10-hint condition: the sheet shows the reference columns only.
+    image = torch.rand(1, 3, 32, 48)
+    shown = {"hints_10": {}, "reference_a": {"ours": image, "baseline": image}}
+    eval_guided._write_sheets([(image, image, shown, image)], [[image]], [1], 0, tmp_path)
+    with Image.open(tmp_path / "guided_sheet.png") as sheet:
+        assert sheet.width == 5 * 192

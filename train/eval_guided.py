@@ -268,9 +268,12 @@ def evaluate_guided(runner, data: Path, records: list[dict], *, pairs: dict[str,
 def _write_sheets(sheet, hint_sheet, hint_counts, seed, out: Path) -> None:
     if not sheet:
         return
-    with_ours = {c: all(s[2][c].get("ours") is not None for s in sheet) for c in ("hints_10", "reference_a")}
+    # A column only for what every row has (10 hints may not be among the counts asked for)
+    titles = {c: t for c, t in (("hints_10", "10 hints"), ("reference_a", "reference (a)"))
+              if all("baseline" in s[2][c] for s in sheet)}
+    with_ours = {c: all(s[2][c].get("ours") is not None for s in sheet) for c in titles}
     labels = ["grey input", "automatic"]
-    for condition, title in (("hints_10", "10 hints"), ("reference_a", "reference (a)")):
+    for condition, title in titles.items():
         if with_ours[condition]:
             labels.append(f"{title}: ours")
         labels.append(f"{title}: {BASELINE[condition.split('_')[0]]} baseline")
@@ -278,7 +281,7 @@ def _write_sheets(sheet, hint_sheet, hint_counts, seed, out: Path) -> None:
     rows = []
     for grey, auto, shown, real in sheet:
         row = [grey, auto]
-        for condition in ("hints_10", "reference_a"):
+        for condition in titles:
             if with_ours[condition]:
                 row.append(shown[condition]["ours"])
             row.append(shown[condition]["baseline"])
