@@ -297,12 +297,15 @@ class DualGANRunner:
             light_r = torch.cat([resize(lum.to(self.device), plan.render) for lum in lightness])
             grey = grey_network_input(light_r, self.pixel_budget, self.check_interrupt)
             condition = colour.select(start, stop)
-            if hints is not None and need_color:
-                condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_r, plan))
             if last_frame is not None:
                 condition = dataclasses.replace(condition, memory=last_frame.extended(colour.memory))
+            light_half = None  # 0..1 at half the padded render size: what hints, matching and smoothing follow
+            if need_color and (hints is not None or condition.memory is not None or temporal_smoothing > 0):
+                light_half = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
+            if hints is not None and need_color:
+                condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_half, plan))
             if condition.memory is not None:
-                condition = dataclasses.replace(condition, lightness=F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2))
+                condition = dataclasses.replace(condition, lightness=light_half)
             chunk_style = select_style(style, start, stop)
             ab_half, stylised = self._network_pass(grey, plan.render, need_color=need_color, style=chunk_style,
                                                    colour=condition, on_step=step)
@@ -313,8 +316,7 @@ class DualGANRunner:
                 rows, columns = (math.ceil(n / 2) for n in plan.render)
                 last_frame = memory_from_lab(self.model.encoder, light_r, ab_half[:, :, :rows, :columns], dtype=self.dtype)
             if ab_half is not None and temporal_smoothing > 0:
-                guide_half = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
-                ab_half, previous = smooth_chroma(ab_half, guide_half, previous, temporal_smoothing)
+                ab_half, previous = smooth_chroma(ab_half, light_half, previous, temporal_smoothing)
             coefficients = None
             if ab_half is not None:
                 # A video's previous frame alone is no user guidance: it keeps the automatic filter.
@@ -341,13 +343,13 @@ class DualGANRunner:
             return reference_memory(self.model.encoder, [r.to(self.device) for r in references], dtype=self.dtype)
 
     @torch.no_grad()
-    def _spread_hints(self, hints: HintMap, light_r: torch.Tensor, plan: RunPlan) -> tuple[torch.Tensor, torch.Tensor]:
-        """The chunk's hints spread along its picture, at half the padded render size (no hints in the padding)."""
+    def _spread_hints(self, hints: HintMap, guide_l: torch.Tensor, plan: RunPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunk's hints spread along its picture's lightness ``guide_l`` (0..1, half the padded render size;
+        no hints in the padding)."""
         (h_r, w_r), (hp, wp) = plan.render, plan.padded
         small = hints.resized((h_r, w_r))
         pad = (0, wp - w_r, 0, hp - h_r)
         small = HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
-        guide_l = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
         with record_function("dualgan.hint_spreading"):
             return spread_hints(HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device)), guide_l,
                                 self.hint_range_sigmas)
