@@ -38,42 +38,42 @@ REFERENCE_CONDITIONS = ("reference_a", "reference_b")
 
 @dataclass(frozen=True)
 class Knob:
-    """One decoding setting swept on its own (the others at the runner's defaults), on the conditions it affects."""
+    """One decoding setting swept on its own (the others at the runner's defaults), on the conditions it affects.
+    ``attributes`` are the runner attributes a value sets (a tuple value sets one each); none means the knob
+    is a field of the runner's ``GuidanceFusion``."""
 
     name: str
     values: tuple
     conditions: tuple[str, ...]
+    attributes: tuple[str, ...] = ()
+    label_format: str = "{:g}"
 
     def apply(self, runner, value) -> None:
-        if self.name in ("hint_power", "reference_power"):
+        if not self.attributes:
             runner.guidance_fusion = GuidanceFusion(**{self.name: value})
-        elif self.name == "hint_range_sigmas":
-            runner.hint_range_sigmas = value
-        elif self.name == "reference_lightness_weight":
-            runner.reference_lightness_weight = value
-        else:
-            runner.guided_chroma_radius, runner.guided_chroma_eps = value
+            return
+        for attribute, part in zip(self.attributes, value if len(self.attributes) > 1 else (value,)):
+            setattr(runner, attribute, part)
+
+    def reset(self, runner) -> None:
+        """The runner back at its defaults for this knob."""
+        if not self.attributes:
+            runner.guidance_fusion = GuidanceFusion()
+        for attribute in self.attributes:
+            setattr(runner, attribute, RUNNER_DEFAULTS[attribute])
 
     def label(self, value) -> str:
-        if self.name == "guided_chroma":
-            return f"radius {value[0]}, eps {value[1]:g}"
-        if self.name == "hint_range_sigmas":
-            return f"near {value[0]:g}, far {value[1]:g}"
-        return f"{value:g}"
+        return self.label_format.format(*value) if isinstance(value, tuple) else self.label_format.format(value)
 
 
 def knobs(powers=POWERS) -> dict[str, Knob]:
-    return {k.name: k for k in (Knob("hint_power", tuple(powers), HINT_CONDITIONS),
-                                Knob("reference_power", tuple(powers), REFERENCE_CONDITIONS),
-                                Knob("hint_range_sigmas", RANGE_SIGMAS, HINT_CONDITIONS),
-                                Knob("reference_lightness_weight", LIGHTNESS_WEIGHTS, REFERENCE_CONDITIONS),
-                                Knob("guided_chroma", GUIDED_CHROMA, HINT_CONDITIONS + REFERENCE_CONDITIONS))}
-
-
-def _reset(runner) -> None:
-    runner.guidance_fusion = GuidanceFusion()
-    for name in ("guided_chroma_radius", "guided_chroma_eps", "hint_range_sigmas", "reference_lightness_weight"):
-        setattr(runner, name, RUNNER_DEFAULTS[name])
+    return {k.name: k for k in (
+        Knob("hint_power", tuple(powers), HINT_CONDITIONS),
+        Knob("reference_power", tuple(powers), REFERENCE_CONDITIONS),
+        Knob("hint_range_sigmas", RANGE_SIGMAS, HINT_CONDITIONS, ("hint_range_sigmas",), "near {:g}, far {:g}"),
+        Knob("reference_lightness_weight", LIGHTNESS_WEIGHTS, REFERENCE_CONDITIONS, ("reference_lightness_weight",)),
+        Knob("guided_chroma", GUIDED_CHROMA, HINT_CONDITIONS + REFERENCE_CONDITIONS,
+             ("guided_chroma_radius", "guided_chroma_eps"), "radius {}, eps {:g}"))}
 
 
 @torch.no_grad()
@@ -102,7 +102,7 @@ def sweep(runner, data: Path, *, photos: int, size: int = SIZE, render_size: int
                     out = runner.colorize(grey, render_size=render_size, **guidance[condition])
                     key = (knob.name, knob.label(value), condition)
                     gains.setdefault(key, []).append(float(metrics.psnr(out, real)) - grey_psnr)
-                _reset(runner)
+                knob.reset(runner)
     return [{"knob": knob, "value": value, "condition": condition, "photos": len(values), "gain_db": metrics.mean(values)}
             for (knob, value, condition), values in gains.items()]
 
