@@ -23,6 +23,17 @@ from .interrupts import interrupt_point
 # Pixels decoded together by the bins-last annealed mean: 1024 x 484 bins x 4 bytes = 2 MB, about
 # the size of a core's L2 cache, so a block's logits and probabilities stay there.
 _PIXELS_PER_BLOCK = 1024
+_LOGIT_FLOOR = 80.0  # e^-80 is a normal float32 (the smallest is about e^-87)
+
+
+def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
+    """Bin logits raised to at least ``_LOGIT_FLOOR`` x ``temperature`` below each pixel's highest. A bin that far
+    down has a probability under e^-80 at this temperature (and under e^-30 untempered), so the colours and
+    entropies are unchanged to within 1e-10, but no exponential underflows into the subnormal range, where
+    x86 arithmetic is many times slower: the guidance logits of hints and references push far-off bins down
+    by hundreds, which made the softmax 5x slower than on unguided logits."""
+    floor = logits.amax(dim=dim, keepdim=True) - _LOGIT_FLOOR * temperature
+    return torch.maximum(logits, floor)
 
 
 class AbGrid:
@@ -76,7 +87,8 @@ class AbGrid:
         centres = self.centres.to(device=logits.device)
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
             return self._annealed_mean_bins_last(logits, temperature, centres, confidence)
-        probs = torch.softmax(logits.float() / temperature, dim=1)
+        logits = floor_logits(logits.float(), temperature, dim=1)
+        probs = torch.softmax(logits / temperature, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", probs, centres).to(logits.dtype)
         if confidence > 0:
             ab = ab * (1.0 - confidence * self.normalised_entropy(logits)).to(ab.dtype)
@@ -102,9 +114,10 @@ class AbGrid:
         ab = x.new_empty(x.shape[0], 2)
         for start in range(0, x.shape[0], _PIXELS_PER_BLOCK):
             interrupt_point()
-            block = slice(start, start + _PIXELS_PER_BLOCK)
-            torch.mm(torch.softmax(x[block] / temperature, dim=-1), centres, out=ab[block])
+            block = floor_logits(x[start : start + _PIXELS_PER_BLOCK], temperature, dim=-1)
+            rows = slice(start, start + block.shape[0])
+            torch.mm(torch.softmax(block / temperature, dim=-1), centres, out=ab[rows])
             if confidence > 0:
-                ab[block] *= 1.0 - confidence * self.normalised_entropy(x[block], dim=-1)
+                ab[rows] *= 1.0 - confidence * self.normalised_entropy(block, dim=-1)
         b, _, h, w = logits.shape
         return rearrange(ab, "(b h w) c -> b c h w", b=b, h=h, w=w).to(logits.dtype)

@@ -9,7 +9,8 @@ features: every target position takes the softmax-weighted ab of the reference p
 like it (cosine similarity of channel-normalised relu3_3 + relu4_1, less a penalty for a different mean
 lightness, so a dark coat does not take the colour of a pale wall that the grey features confuse with it),
 with the best similarity as the confidence. Several references, and a video's previous output frame, are
-one memory.
+one memory. A picture's own hints join that memory too (``match_guidance``): a region far from every hint
+but made of the same stuff as a hinted one (in the grey features) takes the hint's colour.
 
 The decoder receives six channels at half the render size: hint a, b, confidence, reference a, b,
 confidence (ab divided by ``AB_SCALE``). It learns how far to trust each; no guidance is all zeros.
@@ -22,6 +23,7 @@ the decoder.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -38,13 +40,15 @@ AB_SCALE = 110.0  # ab units per guidance unit
 GUIDE_CHANNELS = 6  # hint a, hint b, hint confidence, reference a, reference b, reference confidence
 HINT_THRESHOLD = 6.0  # Lab units a painted pixel must stand apart from the image's mean tint
 # Joint-bilateral spreading of hints: spatial sigmas as shares of the short side (fine to coarse;
-# one hint must reach its whole region, a hundred must stay local) and the lightness sigmas (L in 0..1).
-# The coarsest spread colours every pixel it reaches at all, across a wider lightness range, so a lone
-# hint still colours a textured region; the finer ones take over where hints are near and stop at small
-# steps of lightness. Both were chosen on training photos (``python -m train sweep-guidance-fusion``).
-SPREAD_SIGMAS = (0.03, 0.1, 0.3, 1.0)
+# one hint must reach its whole region, a hundred must stay local: the finest level keeps dense hints'
+# colours apart) and the lightness sigmas (L in 0..1).
+# The coarsest spread colours every pixel it reaches at all, within the same lightness range, so a lone
+# hint colours its whole region but not the regions of another lightness (those take a hint's colour only
+# where they look like the hinted region: ``match_guidance``); the finer ones take over where hints are
+# near. All were chosen on training photos (``python -m train sweep-guidance-fusion``).
+SPREAD_SIGMAS = (0.02, 0.05, 0.1, 0.3, 1.0)
 SPREAD_RANGE_SIGMA = 0.03
-REACH_RANGE_SIGMA = 0.08
+REACH_RANGE_SIGMA = 0.03
 MATCH_TEMPERATURE = 0.01  # softmax temperature over cosine similarities
 MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity matrix)
 # How much a difference in mean lightness (0..1, squared) lowers a match's similarity; chosen on training
@@ -213,10 +217,16 @@ def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torc
     ys = torch.arange(h, device=values.device, dtype=torch.float32)[:, None].expand(h, w) / cell + 1
     xs = torch.arange(w, device=values.device, dtype=torch.float32)[None, :].expand(h, w) / cell + 1
     zs = lightness.float().clamp(0.0, 1.0)[:, 0] / sigma_range + 1  # B x h x w
-    index = (zs.round().long() * gh + ys.round().long()) * gw + xs.round().long()  # B x h x w
-    data = torch.cat([values.float() * weight, weight.float()], dim=1).reshape(b, c + 1, h * w)
-    grid = values.new_zeros(b, c + 1, gd * gh * gw, dtype=torch.float32)
-    grid.scatter_add_(2, index.reshape(b, 1, h * w).expand(-1, c + 1, -1), data)
+    # Splat: only the known pixels (hints are sparse), each into its cell of its own picture's grid.
+    cells = gd * gh * gw
+    image, pixel = (weight.reshape(b, h * w) > 0).nonzero(as_tuple=True)
+    index = (zs.reshape(b, h * w)[image, pixel].round().long() * gh + ys.reshape(-1)[pixel].round().long()) * gw \
+        + xs.reshape(-1)[pixel].round().long()
+    known = weight.float().reshape(b, h * w)[image, pixel][:, None]
+    data = torch.cat([values.float().reshape(b, c, h * w)[image, :, pixel] * known, known], dim=1)  # n x (c + 1)
+    grid = values.new_zeros(b * cells, c + 1, dtype=torch.float32)
+    grid.index_add_(0, image * cells + index, data)
+    grid = grid.view(b, cells, c + 1).transpose(1, 2)
     # Each occupied cell counts once, with its mean value, so the mass counts cells of known colour,
     # not pixels: a nine-pixel hint patch weighs what a one-pixel dot does.
     occupied = (grid[:, c:] > 0).float()
@@ -230,12 +240,14 @@ def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torc
 
 
 def spread_hints(hints: HintMap, lightness: torch.Tensor,
-                 range_sigmas: tuple[float, float] = (SPREAD_RANGE_SIGMA, REACH_RANGE_SIGMA)) -> tuple[torch.Tensor, torch.Tensor]:
+                 range_sigmas: tuple[float, float] = (SPREAD_RANGE_SIGMA, REACH_RANGE_SIGMA),
+                 space_sigmas: tuple[float, ...] = SPREAD_SIGMAS) -> tuple[torch.Tensor, torch.Tensor]:
     """Dense hint colours and their confidence (B x 2 and B x 1, at ``lightness``'s size, 0..1 L), from coarse
     to fine: each finer spread overrides the coarser ones where hints are near, so far-away regions still get
     the nearest hints' colour and crowded regions keep their local ones. Hint pixels keep their exact colour.
     ``range_sigmas`` are how far apart in lightness (0..1) two pixels may be and still share a nearby hint, and
-    the same for the coarsest spread, which reaches every pixel."""
+    the same for the coarsest spread, which reaches every pixel; ``space_sigmas`` are the spatial sigmas, as
+    shares of the short side."""
     local_sigma, reach_sigma = range_sigmas
     hints = hints.resized(tuple(lightness.shape[-2:]))
     ab = hints.ab.float().expand(lightness.shape[0], -1, -1, -1)
@@ -243,14 +255,14 @@ def spread_hints(hints: HintMap, lightness: torch.Tensor,
     short = min(lightness.shape[-2:])
     out_ab = torch.zeros_like(ab)
     confidence = torch.zeros_like(mask)
-    for share in sorted(SPREAD_SIGMAS, reverse=True):
-        coarsest = share == max(SPREAD_SIGMAS)
+    for share in sorted(space_sigmas, reverse=True):
+        coarsest = share == max(space_sigmas)
         spread, mass = bilateral_spread(ab, mask, lightness, share * short, reach_sigma if coarsest else local_sigma)
         # A lone hint's own cell keeps (6/16)^3 = 0.053 of its mass after the blur: near = 0.88 there.
         near = 1.0 - torch.exp(-40.0 * mass)
         reach = (mass > 1e-6).float() if coarsest else near
         out_ab = torch.lerp(out_ab, spread, reach)
-        confidence = confidence + near / len(SPREAD_SIGMAS)
+        confidence = confidence + near / len(space_sigmas)
     out_ab = torch.where(mask > 0, ab, out_ab)
     confidence = torch.where(mask > 0, torch.ones_like(confidence), confidence)
     return out_ab, confidence
@@ -344,6 +356,48 @@ def memory_from_lab(encoder, lightness: torch.Tensor, ab: torch.Tensor, *, size:
                                  [F.adaptive_avg_pool2d(light.to(keys.device) / 100.0, (fy, fx))])
 
 
+def hint_memory(keys: torch.Tensor, ab: torch.Tensor, mask: torch.Tensor,
+                lightness: torch.Tensor | None = None) -> ReferenceMemory | None:
+    """One picture's own hints as a colour memory, so a region far from every hint that looks like a hinted one
+    (in the grey features) takes its colour: a blue dot on one patch of sky also reaches a patch of sky the
+    spreading cannot reach. ``keys`` are the picture's matching features (1 x C x h x w, ``match_features``);
+    ``ab`` and ``mask`` (1 x 2 and 1 x 1) and ``lightness`` (1 x 1, 0..1) are at 4x their size (half the encoder
+    input). Each hinted feature cell holds its hints' mean ab. None when no cell has a hint."""
+    h, w = keys.shape[-2:]
+    mask = mask.float()[..., : 4 * h, : 4 * w]
+    weight = F.adaptive_avg_pool2d(mask, (h, w))
+    hinted = weight[0, 0] > 0
+    if not bool(hinted.any()):
+        return None
+    mean_ab = F.adaptive_avg_pool2d(ab.float()[..., : 4 * h, : 4 * w] * mask, (h, w)) / weight.clamp_min(1e-8)
+    light = None
+    if lightness is not None:
+        light = F.adaptive_avg_pool2d(lightness.float()[..., : 4 * h, : 4 * w], (h, w))[0, 0][hinted].to(keys.device)
+    return ReferenceMemory(keys[0].permute(1, 2, 0)[hinted], mean_ab[0].permute(1, 2, 0)[hinted].to(keys.device), light)
+
+
+def match_guidance(keys: torch.Tensor, memory: ReferenceMemory | None, hints: tuple[torch.Tensor, torch.Tensor] | None,
+                   lightness: torch.Tensor | None = None, *,
+                   lightness_weight: float = LIGHTNESS_MATCH_WEIGHT) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(ab B x 2 x h x w, confidence B x 1 x h x w) matched for target features ``keys`` (B x C x h x w) in the
+    colour references' ``memory`` and, per picture, in its own ``hints`` (ab B x 2, mask B x 1, at 4x the keys'
+    size; ``hint_memory``): one memory, so the references and the hints compete for every region. None when
+    neither gives anything to match."""
+    if hints is None:
+        return None if memory is None else memory.match(keys, lightness, lightness_weight=lightness_weight)
+    batch, _, h, w = keys.shape
+    ab = keys.new_zeros(batch, 2, h, w, dtype=torch.float32)
+    confidence = keys.new_zeros(batch, 1, h, w, dtype=torch.float32)
+    for i in range(batch):
+        light = None if lightness is None else lightness[min(i, lightness.shape[0] - 1)][None]
+        own = hint_memory(keys[i : i + 1], hints[0][min(i, hints[0].shape[0] - 1)][None],
+                          hints[1][min(i, hints[1].shape[0] - 1)][None], light)
+        both = memory if own is None else own.extended(memory)
+        if both is not None:
+            ab[i : i + 1], confidence[i : i + 1] = both.match(keys[i : i + 1], light, lightness_weight=lightness_weight)
+    return ab, confidence
+
+
 def reference_memory(encoder, references: list[torch.Tensor], *, size: int = REFERENCE_SIZE,
                      dtype: torch.dtype | None = None) -> ReferenceMemory:
     """One memory from colour reference photos (each N x 3 x H x W in 0..1; every image of every entry counts), each
@@ -402,17 +456,26 @@ def guidance_map(size: tuple[int, int], *, batch: int, hint: tuple[torch.Tensor,
 class GuidanceFusion:
     """How far the decoder's colours are pulled toward the guidance: the guidance colour's share is its
     confidence ** power (a power below 1 trusts a middling confidence more than linearly; 0 takes the guidance
-    colour wherever it has any confidence). The defaults were picked by `python -m train sweep-guidance-fusion
-    --data DIR` on TRAINING photos (10 and 100 hints, references (a) and (b) of ``train eval-guided``)."""
+    colour wherever it has any confidence). ``hint_match_power`` replaces ``reference_power`` when the matched
+    colours come from the picture's own hints alone (``hints_only``). The defaults were picked by `python -m
+    train sweep-guidance-fusion --data DIR` on TRAINING photos (1, 10 and 100 hints, references (a) and (b) of
+    ``train eval-guided``)."""
 
     hint_power: float = 0.25
     reference_power: float = 0.25
+    hint_match_power: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("hint_power", "reference_power"):
+        for name in ("hint_power", "reference_power", "hint_match_power"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 16.0):
                 raise ValueError(f"{name} must be a number from 0 to 16, got {value!r}")
+
+    def hints_only(self) -> "GuidanceFusion":
+        """The fusion when the matched colours come from the picture's own hints alone (no colour references):
+        ``hint_match_power`` takes the reference colour's place, since a match to a hinted region of the same
+        picture is weaker evidence than a match to a reference photo of the scene."""
+        return dataclasses.replace(self, reference_power=self.hint_match_power)
 
     def __call__(self, ab: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         """``ab`` (B x 2 x h x w, Lab units) pulled toward the colours of ``guide`` (``guidance_map``, same size):

@@ -19,7 +19,7 @@ from torch.profiler import record_function
 
 from .encoder import STRIDE
 from .geometry import valid_features
-from .guidance import LIGHTNESS_MATCH_WEIGHT, GuidanceFusion, ReferenceMemory, guidance_map, match_features
+from .guidance import LIGHTNESS_MATCH_WEIGHT, GuidanceFusion, ReferenceMemory, guidance_map, match_features, match_guidance
 from .model import DualGAN
 from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
 from .style_path import StyleSpec, fast_style_network
@@ -34,6 +34,8 @@ class ColourCondition:
     ``hints``: the spread user hints (ab B x 2, confidence B x 1) at half the padded render size of the batch.
     ``memory``: the colour references (and a video's previous frame), matched at every encoder pass.
     ``fusion``: how far the decoded colours are pulled toward the hint and reference colours.
+    ``hint_points``: the user hints themselves (ab B x 2, mask B x 1) at half the padded render size: each
+    picture's hints join the memory it is matched in (``match_guidance``).
     ``lightness``: the batch's lightness (B x 1, 0..1) at half the padded render size, which the reference
     matching compares with the memory's, weighted by ``lightness_weight`` (``ReferenceMemory.match``).
     """
@@ -44,10 +46,16 @@ class ColourCondition:
     fusion: GuidanceFusion = GuidanceFusion()
     lightness: torch.Tensor | None = None
     lightness_weight: float = LIGHTNESS_MATCH_WEIGHT
+    hint_points: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def guided(self) -> bool:
         return self.hints is not None or self.memory is not None
+
+    @property
+    def active_fusion(self) -> GuidanceFusion:
+        """The fusion for this guidance: with hints and no references, the matched colours are the hints' own."""
+        return self.fusion.hints_only() if self.memory is None and self.hint_points is not None else self.fusion
 
     def check(self, batch: int) -> None:
         if self.palette is not None and self.palette.shape[0] not in (1, batch):
@@ -66,18 +74,17 @@ class ColourCondition:
             return None
         size = tuple(feats["relu2_2"].shape[-2:])
         batch = feats["relu2_2"].shape[0]
-        hints = self.hints
-        if hints is not None and region is not None:
+        hints, points, lightness = self.hints, self.hint_points, self.lightness
+        if region is not None:  # the maps at half the padded render size, cut to the tile
             rows, columns = (slice(span.start // 2, span.stop // 2) for span in region)
-            hints = (hints[0][:, :, rows, columns], hints[1][:, :, rows, columns])
+            hints, points = ((m[0][:, :, rows, columns], m[1][:, :, rows, columns]) if m is not None else None
+                             for m in (hints, points))
+            lightness = None if lightness is None else lightness[:, :, rows, columns]
         reference = None
-        if self.memory is not None:
-            lightness = self.lightness
-            if lightness is not None and region is not None:
-                rows, columns = (slice(span.start // 2, span.stop // 2) for span in region)
-                lightness = lightness[:, :, rows, columns]
+        if self.memory is not None or points is not None:
             with record_function("dualgan.reference_matching"):
-                reference = self.memory.match(match_features(feats), lightness, lightness_weight=self.lightness_weight)
+                reference = match_guidance(match_features(feats), self.memory, points, lightness,
+                                           lightness_weight=self.lightness_weight)
         return guidance_map(size, batch=batch, hint=hints, reference=reference, device=feats["relu2_2"].device)
 
 
@@ -98,7 +105,7 @@ def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: Colour
     if guide is None:
         return ab
     with record_function("dualgan.guidance_fusion"):
-        return colour.fusion(ab, guide)
+        return colour.active_fusion(ab, guide)
 
 
 def decode_style(model: DualGAN, relu4_1: torch.Tensor, content: StyleCode, style: StyleSpec, dtype: torch.dtype) -> torch.Tensor:

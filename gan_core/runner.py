@@ -25,7 +25,7 @@ from .compose import compose, smooth_chroma
 from .encoder import STRIDE
 from .fullres import FullResolution, chroma_coefficients, full_lightness, grey_network_input, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
-from .guidance import LIGHTNESS_MATCH_WEIGHT, REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
+from .guidance import LIGHTNESS_MATCH_WEIGHT, REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, SPREAD_SIGMAS, GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
 from .model import DualGAN
 from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
@@ -136,6 +136,7 @@ class DualGANRunner:
         guided_chroma_radius: int = 4,
         guided_chroma_eps: float = 1e-3,
         hint_range_sigmas: tuple[float, float] = (SPREAD_RANGE_SIGMA, REACH_RANGE_SIGMA),
+        hint_space_sigmas: tuple[float, ...] = SPREAD_SIGMAS,
         reference_lightness_weight: float = LIGHTNESS_MATCH_WEIGHT,
         check_interrupt: Callable[[], None] | None = None,
         guidance_fusion: GuidanceFusion | None = None,
@@ -147,6 +148,7 @@ class DualGANRunner:
         self.guided_chroma_radius = guided_chroma_radius
         self.guided_chroma_eps = guided_chroma_eps
         self.hint_range_sigmas = hint_range_sigmas
+        self.hint_space_sigmas = tuple(hint_space_sigmas)
         self.reference_lightness_weight = reference_lightness_weight
         self.tile = tile
         self.overlap = overlap
@@ -303,8 +305,9 @@ class DualGANRunner:
             if need_color and (hints is not None or condition.memory is not None or temporal_smoothing > 0):
                 light_half = F.avg_pool2d(pad_for_network(light_r.float()) / 100.0, 2)
             if hints is not None and need_color:
-                condition = dataclasses.replace(condition, hints=self._spread_hints(hints.select(start, stop), light_half, plan))
-            if condition.memory is not None:
+                spread, points = self._spread_hints(hints.select(start, stop), light_half, plan)
+                condition = dataclasses.replace(condition, hints=spread, hint_points=points)
+            if condition.memory is not None or condition.hint_points is not None:
                 condition = dataclasses.replace(condition, lightness=light_half)
             chunk_style = select_style(style, start, stop)
             ab_half, stylised = self._network_pass(grey, plan.render, need_color=need_color, style=chunk_style,
@@ -343,16 +346,18 @@ class DualGANRunner:
             return reference_memory(self.model.encoder, [r.to(self.device) for r in references], dtype=self.dtype)
 
     @torch.no_grad()
-    def _spread_hints(self, hints: HintMap, guide_l: torch.Tensor, plan: RunPlan) -> tuple[torch.Tensor, torch.Tensor]:
-        """The chunk's hints spread along its picture's lightness ``guide_l`` (0..1, half the padded render size;
-        no hints in the padding)."""
+    def _spread_hints(self, hints: HintMap, guide_l: torch.Tensor, plan: RunPlan):
+        """(spread, points): the chunk's hints spread along its picture's lightness ``guide_l`` (0..1, half the
+        padded render size; no hints in the padding) as (ab, confidence), and the hints themselves at that size
+        as (ab, mask)."""
         (h_r, w_r), (hp, wp) = plan.render, plan.padded
         small = hints.resized((h_r, w_r))
         pad = (0, wp - w_r, 0, hp - h_r)
         small = HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
+        small = HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device))
         with record_function("dualgan.hint_spreading"):
-            return spread_hints(HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device)), guide_l,
-                                self.hint_range_sigmas)
+            spread = spread_hints(small, guide_l, self.hint_range_sigmas, self.hint_space_sigmas)
+        return spread, (small.ab, small.mask)
 
     def _full_resolution(self, plan: RunPlan, items, lightness, coefficients, stylised) -> Iterator[FullResolution]:
         """Per image, the network maps without the network's padding (bottom rows and right columns), so

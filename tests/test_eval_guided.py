@@ -272,3 +272,35 @@ def test_guided_sheet_leaves_out_the_conditions_not_run(tmp_path):
     eval_guided._write_sheets([(image, image, shown, image)], [[image]], [1], 0, tmp_path)
     with Image.open(tmp_path / "guided_sheet.png") as sheet:
         assert sheet.width == 5 * 192
+
+
+def test_reference_bank_probe_retrieves_training_photos_only(tmp_path):
+    import dataclasses
+
+    from gan_core.config import tiny_config
+
+    data = _mini_data(tmp_path / "data")
+    weights = write_tiny_weights(tmp_path / "w.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
+    out = tmp_path / "bank"
+    proc = subprocess.run([sys.executable, "-m", "train", "probe-reference-bank", str(weights), "--data", str(data),
+                           "--out", str(out), "--k", "1", "--powers", "0.25", "4", "--size", "200", "-q"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "| automatic |" in proc.stdout and "| bank_power_4 |" in proc.stdout
+    rows = list(csv.DictReader(open(out / "reference_bank.csv")))
+    assert [r["photo"] for r in rows] == [f"photos/eval/p{i}.png" for i in range(3)]
+    assert all(r["references"].startswith("photos/train/") for r in rows)  # never a held-out photo
+    assert all(float(r["bank_power_0.25"]) != float(r["automatic"]) for r in rows)  # the references took effect
+
+
+def test_grey_descriptor_ignores_colour():
+    from gan_core.model import DualGAN
+    from gan_core.config import tiny_config
+    from train.reference_bank_probe import grey_descriptor
+
+    encoder = DualGAN(tiny_config()).encoder.eval()
+    photo = _photo(64, 80, seed=3)
+    lab = rgb_to_lab(photo)
+    recoloured = lightness_ab_to_rgb(lab[:, :1], lab[:, 1:].flip(1))  # same lightness, other colours
+    a, b = grey_descriptor(encoder, photo), grey_descriptor(encoder, recoloured)
+    assert torch.allclose(a.norm(), torch.tensor(1.0)) and torch.allclose(a, b, atol=1e-3)

@@ -285,3 +285,79 @@ def test_reference_matching_prefers_positions_of_the_same_lightness():
         assert ab[0, :, 0, 0].tolist() == pytest.approx([0.0, 0.0], abs=0.5)
     joined = memory.extended(ReferenceMemory(memory.keys, memory.ab))  # a memory without lightness: features only
     assert joined.lightness is None
+
+
+def _two_stuff_keys(batch: int = 1) -> torch.Tensor:
+    """Matching features of a picture of two kinds of stuff: columns 0-3 one feature, columns 4-7 another
+    (orthogonal), on a 6 x 8 grid."""
+    keys = torch.zeros(batch, 4, 6, 8)
+    keys[:, 0, :, :4] = 1.0
+    keys[:, 1, :, 4:] = 1.0
+    return keys
+
+
+def test_a_pictures_hints_colour_the_stuff_they_are_on_wherever_it_is():
+    from gan_core.guidance import hint_memory, match_guidance
+
+    keys = _two_stuff_keys()
+    ab, mask = torch.zeros(1, 2, 24, 32), torch.zeros(1, 1, 24, 32)  # the hints live at 4x the keys' size
+    ab[0, :, 0:2, 0:2] = torch.tensor([40.0, -20.0])[:, None, None]  # one hint in the top-left corner
+    mask[0, 0, 0:2, 0:2] = 1.0
+    memory = hint_memory(keys, ab, mask)
+    assert memory.keys.shape == (1, 4) and torch.allclose(memory.ab, torch.tensor([[40.0, -20.0]]))
+    matched_ab, confidence = match_guidance(keys, None, (ab, mask))
+    assert torch.allclose(matched_ab[0, :, 5, 3], torch.tensor([40.0, -20.0]))  # far from the hint, same stuff
+    assert confidence[0, 0, :, :4].min() == 1.0 and confidence[0, 0, :, 4:].max() == 0.0  # other stuff: no match
+    assert hint_memory(keys, ab, torch.zeros_like(mask)) is None
+    assert match_guidance(keys, None, None) is None
+
+
+def test_hint_matching_keeps_each_picture_to_its_own_hints_and_joins_the_references():
+    from gan_core.guidance import match_guidance
+
+    keys = _two_stuff_keys(batch=2)
+    ab, mask = torch.zeros(2, 2, 24, 32), torch.zeros(2, 1, 24, 32)
+    ab[0, :, 0:2, 0:2] = torch.tensor([40.0, -20.0])[:, None, None]
+    mask[0, 0, 0:2, 0:2] = 1.0  # only the first picture has a hint
+    matched_ab, confidence = match_guidance(keys, None, (ab, mask))
+    assert confidence[1].max() == 0.0 and matched_ab[1].abs().max() == 0.0  # nothing borrowed across the batch
+    reference = ReferenceMemory(torch.tensor([[0.0, 1.0, 0.0, 0.0]]), torch.tensor([[-30.0, 50.0]]))  # the other stuff
+    matched_ab, confidence = match_guidance(keys, reference, (ab, mask))
+    assert torch.allclose(matched_ab[0, :, 2, 1], torch.tensor([40.0, -20.0]))  # the hint's stuff
+    assert torch.allclose(matched_ab[0, :, 2, 6], torch.tensor([-30.0, 50.0]))  # the reference's stuff
+    assert torch.allclose(matched_ab[1, :, 2, 6], torch.tensor([-30.0, 50.0])) and confidence[1, 0, :, :4].max() == 0.0
+
+
+def test_hints_alone_are_fused_with_their_own_power():
+    fusion = GuidanceFusion(hint_power=0.5, reference_power=0.25, hint_match_power=2.0)
+    assert fusion.hints_only() == GuidanceFusion(hint_power=0.5, reference_power=2.0, hint_match_power=2.0)
+    from gan_core.network_pass import ColourCondition
+
+    points = (torch.zeros(1, 2, 4, 4), torch.ones(1, 1, 4, 4))
+    memory = ReferenceMemory(torch.ones(1, 4), torch.zeros(1, 2))
+    assert ColourCondition(fusion=fusion, hint_points=points).active_fusion.reference_power == 2.0
+    assert ColourCondition(fusion=fusion, hint_points=points, memory=memory).active_fusion.reference_power == 0.25
+    with pytest.raises(ValueError, match="hint_match_power"):
+        GuidanceFusion(hint_match_power=-1.0)
+
+
+def test_hints_reach_the_decoder_through_their_own_matches_in_tiles_and_batches():
+    from gan_core.runner import DualGANRunner
+
+    torch.manual_seed(0)
+    model = DualGAN(dataclasses.replace(tiny_config(), guided=True)).eval()
+    grey = torch.rand(2, 1, 96, 112).expand(-1, 3, -1, -1).contiguous()
+    ab, mask = torch.zeros(2, 2, 96, 112), torch.zeros(2, 1, 96, 112)
+    ab[0, :, 40:44, 50:54] = torch.tensor([40.0, -30.0])[:, None, None]
+    mask[0, 0, 40:44, 50:54] = 1
+    hints = HintMap(ab, mask)
+    whole = DualGANRunner(model).colorize(grey, render_size=96, hints=hints)
+    tiled = DualGANRunner(model, tile=64, overlap=16).colorize(grey, render_size=96, hints=hints)
+    other = HintMap(torch.where(mask > 0, torch.tensor([-40.0, 60.0]).view(1, 2, 1, 1), ab), mask)
+    recoloured = DualGANRunner(model).colorize(grey, render_size=96, hints=other)
+    assert whole.shape == tiled.shape == (2, 3, 96, 112) and torch.isfinite(tiled).all()
+    assert not torch.allclose(recoloured[:1], whole[:1], atol=1e-3)
+    assert torch.equal(recoloured[1:], whole[1:])  # the first picture's hints never reach the second
+    weak = DualGANRunner(model, guidance_fusion=GuidanceFusion(hint_match_power=16.0)).colorize(grey[:1], render_size=96,
+                                                                                                   hints=hints.select(0, 1))
+    assert not torch.allclose(weak, whole[:1], atol=1e-4)  # the hints' own matches change the colours

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for module in ("open_data", "data_pack", "vgg16_import", "evaluate", "distill", "step_profile", "decoder_parts"):
+    for module in ("open_data", "data_pack", "vgg16_import", "evaluate", "distill", "step_profile", "decoder_parts",
+                   "reference_bank_probe"):
         importlib.import_module(f"{__package__}.{module}").register(sub)
 
     p = sub.add_parser("base", help="train the shared model (both decoders) on photos and paintings")

@@ -42,6 +42,9 @@ def add_decoding_arguments(p) -> None:
                    default=list(RUNNER_DEFAULTS["hint_range_sigmas"]),
                    help="how far apart in lightness (0..1) two pixels may be and still share a hint, near it and far "
                         "from it (default: the runner's)")
+    p.add_argument("--hint-space-sigmas", type=float, nargs="+", metavar="SIGMA",
+                   default=list(RUNNER_DEFAULTS["hint_space_sigmas"]),
+                   help="the spatial sigmas hints spread with, as shares of the short side (default: the runner's)")
     p.add_argument("--reference-lightness-weight", type=float, default=RUNNER_DEFAULTS["reference_lightness_weight"],
                    help="how strongly a reference match must agree in lightness (0 = features only; default: the runner's)")
 
@@ -69,7 +72,7 @@ def load_runner(args, chroma_confidence: float | None = None) -> tuple[DualGANRu
     with_decoding(model, annealed_temperature=args.temperature, chroma_confidence=chroma_confidence)
     runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps,
                            guided_chroma_radius=args.guided_chroma_radius, guided_chroma_eps=args.guided_chroma_eps,
-                           hint_range_sigmas=tuple(args.hint_range_sigmas),
+                           hint_range_sigmas=tuple(args.hint_range_sigmas), hint_space_sigmas=tuple(args.hint_space_sigmas),
                            reference_lightness_weight=args.reference_lightness_weight)
     return runner, info, decoding_settings(runner)
 
@@ -79,6 +82,7 @@ def decoding_settings(runner: DualGANRunner) -> dict:
     settings = {"temperature": config.annealed_temperature, "chroma_radius": runner.chroma_radius,
                 "chroma_eps": runner.chroma_eps, "guided_chroma_radius": runner.guided_chroma_radius,
                 "guided_chroma_eps": runner.guided_chroma_eps, "hint_range_sigmas": list(runner.hint_range_sigmas),
+                "hint_space_sigmas": list(runner.hint_space_sigmas),
                 "reference_lightness_weight": runner.reference_lightness_weight}
     if "chroma_confidence" in config_fields(runner.model):
         settings["chroma_confidence"] = config.chroma_confidence

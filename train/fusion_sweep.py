@@ -29,6 +29,8 @@ from .eval_setup import RUNNER_DEFAULTS, add_decoding_arguments, add_model_argum
 
 POWERS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 HINT_COUNTS = (1, 10, 100)
+HINT_MATCH_POWERS = (0.25, 0.5, 1.0, 2.0, 4.0, 16.0)
+SPACE_SIGMAS = ((0.03, 0.1, 0.3, 1.0), (0.02, 0.05, 0.1, 0.3, 1.0), (0.015, 0.03, 0.1, 0.3, 1.0), (0.01, 0.03, 0.1, 0.3, 1.0))
 RANGE_SIGMAS = ((0.03, 0.03), (0.02, 0.08), (0.03, 0.08), (0.05, 0.08), (0.08, 0.08), (0.03, 0.15))  # (near, far)
 LIGHTNESS_WEIGHTS = (0.0, 4.0, 10.0, 25.0, 50.0, 100.0)
 GUIDED_CHROMA = ((2, 1e-3), (4, 1e-3), (4, 1e-4), (8, 1e-2))  # (radius, eps) of the guided chroma filter
@@ -63,6 +65,8 @@ class Knob:
             setattr(runner, attribute, RUNNER_DEFAULTS[attribute])
 
     def label(self, value) -> str:
+        if self.label_format == "list":  # a tuple of any length
+            return ", ".join(f"{v:g}" for v in value)
         return self.label_format.format(*value) if isinstance(value, tuple) else self.label_format.format(value)
 
 
@@ -70,6 +74,8 @@ def knobs(powers=POWERS) -> dict[str, Knob]:
     return {k.name: k for k in (
         Knob("hint_power", tuple(powers), HINT_CONDITIONS),
         Knob("reference_power", tuple(powers), REFERENCE_CONDITIONS),
+        Knob("hint_match_power", HINT_MATCH_POWERS, HINT_CONDITIONS),
+        Knob("hint_space_sigmas", SPACE_SIGMAS, HINT_CONDITIONS, ("hint_space_sigmas",), "list"),
         Knob("hint_range_sigmas", RANGE_SIGMAS, HINT_CONDITIONS, ("hint_range_sigmas",), "near {:g}, far {:g}"),
         Knob("reference_lightness_weight", LIGHTNESS_WEIGHTS, REFERENCE_CONDITIONS, ("reference_lightness_weight",)),
         Knob("guided_chroma", GUIDED_CHROMA, HINT_CONDITIONS + REFERENCE_CONDITIONS,
@@ -119,6 +125,8 @@ def write_table(rows: list[dict], photos: int) -> str:
     defaults = GuidanceFusion()
     near, far = RUNNER_DEFAULTS["hint_range_sigmas"]
     lines += ["", f"In use: hint_power {defaults.hint_power:g}, reference_power {defaults.reference_power:g}, "
+              f"hint_match_power {defaults.hint_match_power:g}, "
+              f"hint_space_sigmas {', '.join(f'{v:g}' for v in RUNNER_DEFAULTS['hint_space_sigmas'])}, "
               f"hint_range_sigmas near {near:g}, far {far:g}, "
               f"reference_lightness_weight {RUNNER_DEFAULTS['reference_lightness_weight']:g}, guided_chroma radius "
               f"{RUNNER_DEFAULTS['guided_chroma_radius']}, eps {RUNNER_DEFAULTS['guided_chroma_eps']:g}."]

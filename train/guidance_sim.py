@@ -4,8 +4,9 @@ Every training photo becomes its own user and its own reference: hints are patch
 colour at random places (none at all for a share of the batch, so automatic colouring keeps
 training), and references are mirrored, cropped and rescaled views of the same photo or, for a share
 of the batch, another photo of the batch (so the decoder learns to distrust weak matches). A video's
-previous frame is such a view too. The guidance map is built exactly as at inference
-(``gan_core.guidance``), so the decoder sees what users will give it.
+previous frame is such a view too. Each photo's hints also join the memory it is matched in, as at
+inference. The guidance map is built exactly as at inference (``gan_core.guidance``), so the decoder
+sees what users will give it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
-from gan_core.guidance import HintMap, ReferenceMemory, guidance_map, match_features, spread_hints
+from gan_core.guidance import HintMap, ReferenceMemory, guidance_map, match_features, match_guidance, spread_hints
 
 
 @dataclass(frozen=True)
@@ -100,24 +101,25 @@ def simulate_guidance(rgb: torch.Tensor, lightness: torch.Tensor, feats: dict[st
     l_half = F.avg_pool2d(lightness.float(), 2) / 100.0
     # The patches are drawn one by one: on the host that is cheap slicing, on a GPU hundreds of tiny kernels.
     drawn = simulate_hints(F.avg_pool2d(lab[:, 1:], 2).cpu(), gen, mix)
-    hint = spread_hints(HintMap(drawn.ab.to(rgb.device), drawn.mask.to(rgb.device)), l_half)
+    drawn = HintMap(drawn.ab.to(rgb.device), drawn.mask.to(rgb.device))
+    hint = spread_hints(drawn, l_half)
 
     ref_ab = torch.zeros(b, 2, *feats["relu4_1"].shape[-2:], device=rgb.device)
     ref_conf = torch.zeros(b, 1, *feats["relu4_1"].shape[-2:], device=rgb.device)
     targets = match_features(feats)
     for i in range(b):
         draw = float(torch.rand((), generator=gen))
-        if draw < mix.same_photo_reference:
-            source = i
-        elif draw < mix.same_photo_reference + mix.other_photo_reference and b > 1:
-            source = (i + _randint(1, b - 1, gen)) % b
-        else:
-            continue
-        view = reference_view(rgb[source : source + 1], gen)
-        view_lab = rgb_to_lab(view.float())
-        grey = grey_rgb_from_lightness(view_lab[:, :1])
-        ref_feats = encoder(grey.to(dtype or grey.dtype), until="relu4_1")
-        memory = ReferenceMemory.build([match_features(ref_feats)], [view_lab[:, 1:]])
-        ab, conf = memory.match(targets[i : i + 1])
-        ref_ab[i : i + 1], ref_conf[i : i + 1] = ab, conf
+        memory = None
+        if draw < mix.same_photo_reference + mix.other_photo_reference and (draw < mix.same_photo_reference or b > 1):
+            source = i if draw < mix.same_photo_reference else (i + _randint(1, b - 1, gen)) % b
+            view = reference_view(rgb[source : source + 1], gen)
+            view_lab = rgb_to_lab(view.float())
+            grey = grey_rgb_from_lightness(view_lab[:, :1])
+            ref_feats = encoder(grey.to(dtype or grey.dtype), until="relu4_1")
+            memory = ReferenceMemory.build([match_features(ref_feats)], [view_lab[:, 1:]])
+        # As at inference, the photo's own hints join the memory (``match_guidance``).
+        hints = (drawn.ab[i : i + 1], drawn.mask[i : i + 1]) if bool(drawn.mask[i].any()) else None
+        matched = match_guidance(targets[i : i + 1], memory, hints, l_half[i : i + 1])
+        if matched is not None:
+            ref_ab[i : i + 1], ref_conf[i : i + 1] = matched
     return guidance_map(half, batch=b, hint=hint, reference=(ref_ab, ref_conf), device=rgb.device)
