@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import pytest
@@ -181,6 +182,27 @@ def test_grid_bins_and_annealed_mean():
     # the confidence muting too (per block on the channels_last path)
     assert torch.allclose(grid.annealed_mean(big, confidence=0.25),
                           grid.annealed_mean(big.contiguous(memory_format=torch.channels_last), confidence=0.25), atol=1e-3)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_annealed_mean_of_far_spread_logits_equals_the_exact_mean(layout):
+    # Guidance logits push far-off bins hundreds below the best; the floor keeps their exponentials out of
+    # the subnormal range without changing the colours or the entropy.
+    from gan_core.chroma import floor_logits
+
+    grid = AbGrid()
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, grid.num_bins, 6, 7, generator=gen) * 3
+    logits[:, 100:] -= 300 * torch.rand(2, grid.num_bins - 100, 6, 7, generator=gen)
+    floored = floor_logits(logits, 0.38, dim=1)
+    assert torch.equal(floored.amax(1), logits.amax(1)) and (floored >= logits).all()
+    assert (floored > logits).any() and floored.min() >= (logits.amax(1, keepdim=True) - 80 * 0.38).min()
+    probs = torch.softmax(logits.double() / 0.38, dim=1)
+    exact = torch.einsum("bqhw,qc->bchw", probs, grid.centres.double())
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    entropy = -(log_p.exp() * log_p).sum(1, keepdim=True) / math.log(grid.num_bins)
+    got = grid.annealed_mean(logits.contiguous(memory_format=layout), 0.38, confidence=0.25)
+    assert torch.allclose(got.double(), exact * (1 - 0.25 * entropy), atol=1e-4)
 
 
 def test_guided_colour_logits_in_row_bands(monkeypatch):
