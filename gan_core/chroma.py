@@ -28,8 +28,8 @@ _LOGIT_FLOOR = 80.0  # e^-80 is a normal float32 (the smallest is about e^-87)
 
 def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
     """Bin logits raised to at least ``_LOGIT_FLOOR`` x ``temperature`` below each pixel's highest. A bin that far
-    down has a probability under e^-80 at this temperature (and under e^-30 untempered), so the colours and
-    entropies are unchanged to within 1e-10, but no exponential underflows into the subnormal range, where
+    down has a probability under e^-80 at this temperature (and under e^-30 untempered), so the colours move by
+    less than 1e-8 Lab units, but no exponential underflows into the subnormal range, where
     x86 arithmetic is many times slower: the guidance logits of hints and references push far-off bins down
     by hundreds, which made the softmax 5x slower than on unguided logits."""
     floor = logits.amax(dim=dim, keepdim=True) - _LOGIT_FLOOR * temperature

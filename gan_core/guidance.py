@@ -42,13 +42,14 @@ HINT_THRESHOLD = 6.0  # Lab units a painted pixel must stand apart from the imag
 # Joint-bilateral spreading of hints: spatial sigmas as shares of the short side (fine to coarse;
 # one hint must reach its whole region, a hundred must stay local: the finest level keeps dense hints'
 # colours apart) and the lightness sigmas (L in 0..1).
-# The coarsest spread colours every pixel it reaches at all, within the same lightness range, so a lone
-# hint colours its whole region but not the regions of another lightness (those take a hint's colour only
-# where they look like the hinted region: ``match_guidance``); the finer ones take over where hints are
-# near. All were chosen on training photos (``python -m train sweep-guidance-fusion``).
+# The coarsest spread colours every pixel it reaches at all, across a wider lightness range, so a lone
+# hint still colours a textured region; the finer ones take over where hints are near and stop at small
+# steps of lightness. All were chosen on training photos (``python -m train sweep-guidance-fusion``); there
+# a narrower coarsest range (0.03) scored better with one hint, but on held-out photos it scored worse, as
+# the decoder's own colours, which it then keeps, are right far more often on the photos it was trained on.
 SPREAD_SIGMAS = (0.02, 0.05, 0.1, 0.3, 1.0)
 SPREAD_RANGE_SIGMA = 0.03
-REACH_RANGE_SIGMA = 0.03
+REACH_RANGE_SIGMA = 0.08
 MATCH_TEMPERATURE = 0.01  # softmax temperature over cosine similarities
 MATCH_CHUNK = 4096  # target positions matched at once (bounds the similarity matrix)
 # How much a difference in mean lightness (0..1, squared) lowers a match's similarity; chosen on training
