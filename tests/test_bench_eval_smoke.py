@@ -73,6 +73,7 @@ def test_eval_on_a_mini_data_folder(tmp_path):
     assert report["colour"]["split"] == "train" and "style" not in report
     assert report["decoding"] == {"temperature": 0.6, "chroma_radius": 4, "chroma_eps": 0.01, "guided_chroma_radius": 4,
                                   "guided_chroma_eps": 0.001, "hint_range_sigmas": [0.03, 0.08],
+                                  "hint_space_sigmas": [0.02, 0.05, 0.1, 0.3, 1.0],
                                   "reference_lightness_weight": 25.0, "chroma_confidence": 0.0}
     assert "TRAINING" in (check / "report.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path / "nowhere")], cwd=REPO,

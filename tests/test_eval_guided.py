@@ -243,11 +243,13 @@ def test_fusion_sweep_scores_training_photos_only(tmp_path, monkeypatch):
     assert read and all("photos/train" in str(p) for p in read)
     conditions = {(r["knob"], r["condition"]) for r in rows}
     hint_conditions = ("hints_1", "hints_10", "hints_100")
-    assert conditions == ({(k, c) for k in ("hint_power", "hint_range_sigmas") for c in hint_conditions}
+    assert conditions == ({(k, c) for k in ("hint_power", "hint_match_power", "hint_space_sigmas", "hint_range_sigmas")
+                           for c in hint_conditions}
                           | {(k, c) for k in ("reference_power", "reference_lightness_weight") for c in ("reference_a", "reference_b")}
                           | {("guided_chroma", c) for c in hint_conditions + ("reference_a", "reference_b")})
     assert all(r["photos"] == 2 for r in rows)
-    assert len(rows) == 2 * 3 + 2 * 2 + 6 * 3 + 6 * 2 + 4 * 5
+    assert len(rows) == 2 * 3 + 2 * 2 + 6 * 3 + 4 * 3 + 6 * 3 + 6 * 2 + 4 * 5
+    assert {r["value"] for r in rows if r["knob"] == "hint_space_sigmas"} >= {"0.02, 0.05, 0.1, 0.3, 1", "0.03, 0.1, 0.3, 1"}
     gains = {(r["knob"], r["condition"], r["value"]): r["gain_db"] for r in rows}
     assert gains[("hint_power", "hints_100", "0")] != gains[("hint_power", "hints_100", "1")]  # the power changes the colours
     # the filter and the spread change the colours too
