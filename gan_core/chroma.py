@@ -31,7 +31,9 @@ def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Te
     down has a probability under e^-80 at this temperature (and under e^-30 untempered), so the colours move by
     less than 1e-8 Lab units, but no exponential underflows into the subnormal range, where
     x86 arithmetic is many times slower: the guidance logits of hints and references push far-off bins down
-    by hundreds, which made the softmax 5x slower than on unguided logits."""
+    by hundreds, which made the softmax 5x slower than on unguided logits. Only the bins-last path (CPU
+    inference) floors: GPUs run subnormals at full speed, and in training the floor's backward costs more
+    than it saves."""
     floor = logits.amax(dim=dim, keepdim=True) - _LOGIT_FLOOR * temperature
     return torch.maximum(logits, floor)
 
@@ -87,8 +89,7 @@ class AbGrid:
         centres = self.centres.to(device=logits.device)
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
             return self._annealed_mean_bins_last(logits, temperature, centres, confidence)
-        logits = floor_logits(logits.float(), temperature, dim=1)
-        probs = torch.softmax(logits / temperature, dim=1)
+        probs = torch.softmax(logits.float() / temperature, dim=1)
         ab = torch.einsum("bqhw,qc->bchw", probs, centres).to(logits.dtype)
         if confidence > 0:
             ab = ab * (1.0 - confidence * self.normalised_entropy(logits)).to(ab.dtype)
