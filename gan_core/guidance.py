@@ -390,9 +390,11 @@ def match_guidance(keys: torch.Tensor, memory: ReferenceMemory | None, hints: tu
     ab = keys.new_zeros(batch, 2, h, w, dtype=torch.float32)
     confidence = keys.new_zeros(batch, 1, h, w, dtype=torch.float32)
     for i in range(batch):
-        light = None if lightness is None else lightness[min(i, lightness.shape[0] - 1)][None]
-        own = hint_memory(keys[i : i + 1], hints[0][min(i, hints[0].shape[0] - 1)][None],
-                          hints[1][min(i, hints[1].shape[0] - 1)][None], light)
+        def picture(t: torch.Tensor) -> torch.Tensor:  # picture i's map (one map may serve the whole batch)
+            return t[min(i, t.shape[0] - 1)][None]
+
+        light = None if lightness is None else picture(lightness)
+        own = hint_memory(keys[i : i + 1], picture(hints[0]), picture(hints[1]), light)
         both = memory if own is None else own.extended(memory)
         if both is not None:
             ab[i : i + 1], confidence[i : i + 1] = both.match(keys[i : i + 1], light, lightness_weight=lightness_weight)
