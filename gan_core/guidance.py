@@ -233,9 +233,17 @@ def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torc
     occupied = (grid[:, c:] > 0).float()
     grid = torch.cat([grid[:, :c] / grid[:, c:].clamp_min(1e-12) * occupied, occupied], dim=1)
     grid = _blur_grid(grid.view(b, c + 1, gd, gh, gw))
-    # Slice: trilinear reads at each pixel's (x, y, L); grid_sample wants (x, y, z) in -1..1.
-    coords = torch.stack([xs.expand(b, h, w) / (gw - 1), ys.expand(b, h, w) / (gh - 1), zs / (gd - 1)], dim=-1) * 2 - 1
-    sliced = F.grid_sample(grid, coords[:, None], mode="bilinear", align_corners=True)[:, :, 0]  # B x (C+1) x h x w
+    # Slice: a trilinear read at each pixel's (x, y, L), as two bilinear reads (the lightness cells below and
+    # above) of the grid's lightness slices stacked into one 2-D map, since grid_sample in 2-D runs about twice
+    # as fast as in 3-D on the CPU. A read never reaches the next slice: y stays below gh - 1.
+    stacked = grid.reshape(b, c + 1, gd * gh, gw)
+    below = zs.floor().clamp(max=gd - 2)
+    above_share = (zs - below)[:, None]
+    x = xs.expand(b, h, w) / (gw - 1) * 2 - 1
+    below_read, above_read = (
+        F.grid_sample(stacked, torch.stack([x, (cell_z * gh + ys) / (gd * gh - 1) * 2 - 1], dim=-1), mode="bilinear",
+                      align_corners=True) for cell_z in (below, below + 1))
+    sliced = torch.lerp(below_read, above_read, above_share)  # B x (C+1) x h x w
     mass = sliced[:, c:]
     return sliced[:, :c] / mass.clamp_min(1e-8), mass
 
