@@ -218,16 +218,10 @@ def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torc
     ys = torch.arange(h, device=values.device, dtype=torch.float32)[:, None].expand(h, w) / cell + 1
     xs = torch.arange(w, device=values.device, dtype=torch.float32)[None, :].expand(h, w) / cell + 1
     zs = lightness.float().clamp(0.0, 1.0)[:, 0] / sigma_range + 1  # B x h x w
-    # Splat: only the known pixels (hints are sparse), each into its cell of its own picture's grid.
-    cells = gd * gh * gw
-    image, pixel = (weight.reshape(b, h * w) > 0).nonzero(as_tuple=True)
-    index = (zs.reshape(b, h * w)[image, pixel].round().long() * gh + ys.reshape(-1)[pixel].round().long()) * gw \
-        + xs.reshape(-1)[pixel].round().long()
-    known = weight.float().reshape(b, h * w)[image, pixel][:, None]
-    data = torch.cat([values.float().reshape(b, c, h * w)[image, :, pixel] * known, known], dim=1)  # n x (c + 1)
-    grid = values.new_zeros(b * cells, c + 1, dtype=torch.float32)
-    grid.index_add_(0, image * cells + index, data)
-    grid = grid.view(b, cells, c + 1).transpose(1, 2)
+    index = (zs.round().long() * gh + ys.round().long()) * gw + xs.round().long()  # B x h x w
+    data = torch.cat([values.float() * weight, weight.float()], dim=1).reshape(b, c + 1, h * w)
+    grid = values.new_zeros(b, c + 1, gd * gh * gw, dtype=torch.float32)
+    grid.scatter_add_(2, index.reshape(b, 1, h * w).expand(-1, c + 1, -1), data)
     # Each occupied cell counts once, with its mean value, so the mass counts cells of known colour,
     # not pixels: a nine-pixel hint patch weighs what a one-pixel dot does.
     occupied = (grid[:, c:] > 0).float()
