@@ -475,3 +475,43 @@ def test_training_summary_names_no_directory_of_the_training_machine(tmp_path):
     assert summary["photos"] == "photos/train" and summary["styles"] == "styles"
     assert summary["data_manifest"] == "manifest.json" and summary["degrade_prob"] == 0.3
     assert str(tmp_path) not in json.dumps(summary)
+
+
+def test_periodic_exports_and_their_average(image_dirs, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train_main(_base_args(image_dirs, run, 4, "--adv-start", "2", "--export-every", "2", "--checkpoint-every", "2")) == 0
+    exports = sorted((run / "exports").iterdir())
+    assert [p.name for p in exports] == ["step_000002.safetensors", "step_000004.safetensors"]
+    final = tmp_path / "final.safetensors"
+    assert train_main(["export", str(run / "checkpoint.safetensors"), str(final)]) == 0
+    assert torch.equal(load_file(final)["color_decoder.head.weight"], load_file(exports[1])["color_decoder.head.weight"])
+    # Training went on in train mode after the step-2 export: resuming from the step-2 checkpoint and
+    # running to 4 again gives the same step-4 weights.
+    again = tmp_path / "again"
+    assert train_main(_base_args(image_dirs, again, 2, "--adv-start", "2", "--checkpoint-every", "2")) == 0
+    assert train_main(_base_args(image_dirs, again, 4, "--adv-start", "2", "--checkpoint-every", "2", "--resume")) == 0
+    a, b = load_file(run / "checkpoint.safetensors"), load_file(again / "checkpoint.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    mean = tmp_path / "mean.safetensors"
+    assert train_main(["average", str(mean), *map(str, exports)]) == 0
+    tensors = [load_file(p) for p in exports]
+    averaged = load_file(mean)
+    for name in ("color_decoder.head.weight", "style_decoder.to_rgb.1.weight"):
+        want = (tensors[0][name].float() + tensors[1][name].float()) / 2
+        assert torch.allclose(averaged[name].float(), want, atol=1e-3), name
+    assert not torch.equal(tensors[0]["color_decoder.head.weight"], tensors[1]["color_decoder.head.weight"])
+    _, info = load_weights(mean)
+    assert [a["steps"] for a in info.training["averaged_from"]] == [2, 4]
+
+    capsys.readouterr()
+    assert train_main(["average", str(tmp_path / "one.safetensors"), str(exports[0])]) == 2
+    assert "at least two" in capsys.readouterr().err
+    from gan_core.testing import write_tiny_weights
+    import dataclasses
+
+    from gan_core.testing import tiny_config
+    other = write_tiny_weights(tmp_path / "guided.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
+    assert train_main(["average", str(tmp_path / "x.safetensors"), str(exports[0]), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "configuration differs" in err and "Traceback" not in err

@@ -48,7 +48,7 @@ from .warm_start import VGG16_WIDTHS, build_generator, describe_init
 logger = logging.getLogger(__name__)
 
 LOGGED = ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style")
-MAY_CHANGE_ON_RESUME = ("steps", "export", "workers", "max_minutes")
+MAY_CHANGE_ON_RESUME = ("steps", "export", "export_every", "workers", "max_minutes")
 
 
 def untimed(part: str):
@@ -382,6 +382,9 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
         if rank == 0:
             bar.update(1)
             _log_and_sample(settings, run, log, done, time.time() - t0, parts, batch, ab_pred, stylised, bar, last)
+        if rank == 0 and settings.export_every and done % settings.export_every == 0:
+            export_from_model(trainer.nets.model, settings, run.dir / "exports" / f"step_{done:06d}.safetensors", steps=done)
+            trainer.train_mode()
         if done % settings.checkpoint_every == 0 or last:
             run.save(done, modules=trainer.nets.modules, optimizers=trainer.nets.optimizers, **meta)
             if world > 1:
@@ -467,6 +470,6 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
 
 
 def export_from_model(model: DualGAN, settings: BaseSettings, out: Path, steps: int, dtype=torch.float16) -> None:
-    model = model.cpu().eval()
-    save_weights(out, model, training=training_summary(settings, steps), licence=settings.licence, dtype=dtype)
+    """Write ``model`` (switched to eval mode; its device unchanged) as a DualGAN weights file."""
+    save_weights(out, model.eval(), training=training_summary(settings, steps), licence=settings.licence, dtype=dtype)
     logger.info("exported %s", out)

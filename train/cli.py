@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     for module in ("open_data", "data_pack", "vgg16_import", "evaluate", "distill", "step_profile", "decoder_parts",
-                   "reference_bank_probe"):
+                   "reference_bank_probe", "average"):
         importlib.import_module(f"{__package__}.{module}").register(sub)
 
     p = sub.add_parser("base", help="train the shared model (both decoders) on photos and paintings")

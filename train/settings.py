@@ -49,6 +49,7 @@ class BaseSettings:
     checkpoint_every: int = 200
     max_minutes: float = 0.0  # > 0: stop cleanly (checkpoint, export) after the first step past this much training time
     export: str = ""  # also export the final weights here (fp16)
+    export_every: int = 0  # > 0: also export fp16 weights to RUN_DIR/exports/step_NNNNNN.safetensors every this many steps
     init: str = ""  # start from a DualGAN weights file or a checkpoint (train.warm_start: across architectures)
     licence: str = "see README model card"
     extra: dict = field(default_factory=dict)
