@@ -23,17 +23,19 @@ from .interrupts import interrupt_point
 # Pixels decoded together by the bins-last annealed mean: 1024 x 484 bins x 4 bytes = 2 MB, about
 # the size of a core's L2 cache, so a block's logits and probabilities stay there.
 _PIXELS_PER_BLOCK = 1024
-_LOGIT_FLOOR = 80.0  # e^-80 is a normal float32 (the smallest is about e^-87)
+# e^-60: far above float32's subnormal range (below about e^-87), also once multiplied by a bin's centre.
+_LOGIT_FLOOR = 60.0
 
 
 def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
     """Bin logits raised to at least ``_LOGIT_FLOOR`` x ``temperature`` below each pixel's highest. A bin that far
-    down has a probability under e^-80 at this temperature (and under e^-30 untempered), so the colours move by
-    less than 1e-8 Lab units, but no exponential underflows into the subnormal range, where
-    x86 arithmetic is many times slower: the guidance logits of hints and references push far-off bins down
-    by hundreds, which made the softmax 5x slower than on unguided logits. Only the bins-last path (CPU
-    inference) floors: GPUs run subnormals at full speed, and in training the floor's backward costs more
-    than it saves."""
+    down has a probability under e^-60 at this temperature (and under e^-22 untempered), so the colours move by
+    less than 1e-8 Lab units and the entropy by less than 1e-6, but neither an exponential nor its product with
+    a bin centre falls into the subnormal range, where x86 arithmetic is many times slower: the guidance logits
+    of hints and references push far-off bins down by hundreds, which made the softmax 5x slower than on
+    unguided logits, and probabilities near e^-80 still halved the speed of the product with the bin
+    centres. Only the bins-last path (CPU inference) floors: GPUs run subnormals at full speed, and in
+    training the floor's backward costs more than it saves."""
     floor = logits.amax(dim=dim, keepdim=True) - _LOGIT_FLOOR * temperature
     return torch.maximum(logits, floor)
 
@@ -80,19 +82,26 @@ class AbGrid:
         hist = soft.sum(dim=(2, 3))
         return hist / hist.sum(dim=1, keepdim=True).clamp_min(1e-8)
 
-    def annealed_mean(self, logits: torch.Tensor, temperature: float = 0.38, confidence: float = 0.0) -> torch.Tensor:
-        """Decode B x Q x H x W bin logits to a B x 2 x H x W ab map (Zhang et al.'s annealed mean).
+    def annealed_mean(self, logits: torch.Tensor, temperature: float = 0.38, confidence: float = 0.0,
+                      offset: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Decode B x Q x H x W bin logits (any float type) to a B x 2 x H x W float32 ab map (Zhang et al.'s
+        annealed mean).
 
         ``confidence`` > 0 shrinks the chroma where the distribution is uncertain: by the factor
         1 - confidence * H / log(Q), with H the entropy of the untempered distribution, so a pixel whose
-        bins spread over many colours is muted rather than given one confident guess."""
+        bins spread over many colours is muted rather than given one confident guess. ``offset`` (weights
+        B x K x H x W, projection K x Q) is added to the logits first, as the per-pixel product of the two:
+        the colour decoder's guidance logits (``ColorDecoder.logits_and_guidance``)."""
         centres = self.centres.to(device=logits.device)
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
-            return self._annealed_mean_bins_last(logits, temperature, centres, confidence)
-        probs = torch.softmax(logits.float() / temperature, dim=1)
-        ab = torch.einsum("bqhw,qc->bchw", probs, centres).to(logits.dtype)
+            return self._annealed_mean_bins_last(logits, temperature, centres, confidence, offset)
+        logits = logits.float()
+        if offset is not None:
+            logits = logits + torch.einsum("bkhw,kq->bqhw", offset[0].float(), offset[1].float())
+        probs = torch.softmax(logits / temperature, dim=1)
+        ab = torch.einsum("bqhw,qc->bchw", probs, centres)
         if confidence > 0:
-            ab = ab * (1.0 - confidence * self.normalised_entropy(logits)).to(ab.dtype)
+            ab = ab * (1.0 - confidence * self.normalised_entropy(logits))
         return ab
 
     def normalised_entropy(self, logits: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -103,22 +112,29 @@ class AbGrid:
         return (entropy / math.log(self.num_bins)).clamp(0.0, 1.0)
 
     def _annealed_mean_bins_last(self, logits: torch.Tensor, temperature: float, centres: torch.Tensor,
-                                 confidence: float) -> torch.Tensor:
+                                 confidence: float, offset: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         """The annealed mean when the bins are innermost in memory (channels_last, the CPU layout).
 
         Pixels x bins rows, softmax over the last axis and one matrix product, a block of pixels at a
-        time: the scaled logits and the probabilities of a block stay in the cache, so the logits are
-        read from memory once instead of once per whole-map pass (divide, softmax, product, and the
-        entropy when ``confidence`` > 0). Every block is an interrupt point (``gan_core.interrupts``): a
-        tile's annealed mean runs no convolution."""
-        x = rearrange(logits.float(), "b q h w -> (b h w) q")  # a view: bins are innermost
-        ab = x.new_empty(x.shape[0], 2)
+        time: a block's logits are converted to float32, offset, scaled and turned into probabilities while
+        they stay in the cache, so the logits are read from memory once instead of once per whole-map pass
+        (conversion, offset, divide, softmax, product, and the entropy when ``confidence`` > 0). Every
+        block is an interrupt point (``gan_core.interrupts``): a tile's annealed mean runs no convolution."""
+        x = rearrange(logits, "b q h w -> (b h w) q")  # a view: bins are innermost
+        weights = projection = None
+        if offset is not None:
+            weights = rearrange(offset[0].float(), "b k h w -> (b h w) k")
+            projection = offset[1].float()
+        ab = x.new_empty(x.shape[0], 2, dtype=torch.float32)
         for start in range(0, x.shape[0], _PIXELS_PER_BLOCK):
             interrupt_point()
-            block = floor_logits(x[start : start + _PIXELS_PER_BLOCK], temperature, dim=-1)
+            block = x[start : start + _PIXELS_PER_BLOCK].float()
+            if weights is not None:
+                block = torch.addmm(block, weights[start : start + _PIXELS_PER_BLOCK], projection)
+            block = floor_logits(block, temperature, dim=-1)
             rows = slice(start, start + block.shape[0])
             torch.mm(torch.softmax(block / temperature, dim=-1), centres, out=ab[rows])
             if confidence > 0:
                 ab[rows] *= 1.0 - confidence * self.normalised_entropy(block, dim=-1)
         b, _, h, w = logits.shape
-        return rearrange(ab, "(b h w) c -> b c h w", b=b, h=h, w=w).to(logits.dtype)
+        return rearrange(ab, "(b h w) c -> b c h w", b=b, h=h, w=w)

@@ -105,10 +105,36 @@ class ColorDecoder(nn.Module):
 
     def forward(self, feats: dict[str, torch.Tensor], palette: torch.Tensor | None = None,
                 guide: torch.Tensor | None = None) -> torch.Tensor:
-        """Bin logits, B x Q x H/2 x W/2 (float32 when guided). ``guide``: B x 6 x H/2 x W/2 or None (no guidance)."""
+        """Bin logits, B x Q x H/2 x W/2 (float32 when guided), guidance logits included (the training path).
+        ``guide``: B x 6 x H/2 x W/2 or None (no guidance)."""
+        x, guide = self._features(feats, palette, guide)
+        if not self.guided:
+            return self.head(x)
+        logits = self.head(x).float()
+        if guide is None:
+            return logits  # every confidence is zero, so the guidance logits add nothing
+        weights, projection = self.guidance_logits(x, guide)
+        rows = max(1, _GUIDANCE_PIXELS // max(1, x.shape[0] * x.shape[-1]))
+        for r0 in range(0, x.shape[-2], rows):  # per-pixel maths: exact in row bands, with band-sized temporaries
+            add_low_rank_(logits[:, :, r0 : r0 + rows], weights[:, :, r0 : r0 + rows], projection)
+        return logits
+
+    def logits_and_guidance(self, feats: dict[str, torch.Tensor], palette: torch.Tensor | None = None,
+                            guide: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The inference path: the head's logits as the network computes them (its dtype and memory layout) and,
+        when guided, the guidance logits as a low-rank offset (``guidance_logits``), which
+        ``AbGrid.annealed_mean`` adds block by block while the logits are in the cache anyway, instead of in
+        one more pass over the whole B x Q map. ``forward`` = logits + offset."""
+        x, guide = self._features(feats, palette, guide)
+        logits = self.head(x)
+        return logits, (None if guide is None else self.guidance_logits(x, guide))
+
+    def _features(self, feats: dict[str, torch.Tensor], palette: torch.Tensor | None,
+                  guide: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The head's input features, and the guidance map as float32 (None when no guidance was given)."""
         if guide is not None and not self.guided:
             raise ValueError("this colour decoder takes no guidance")
-        unguided = guide is None
+        given = guide
         x = self.palette(self.bottleneck(feats["relu4_3"]), palette)
         if self.guided:
             if guide is None:
@@ -121,31 +147,36 @@ class ColorDecoder(nn.Module):
             x = self.guide4(x, pool_guidance(guide, x.shape[-2:]))
         x = F.interpolate(x, size=feats["relu2_2"].shape[-2:], mode="bilinear", align_corners=False)
         x = self.up2(torch.cat([x, feats["relu2_2"]], dim=1))
-        if not self.guided:
-            return self.head(x)
-        x = self.guide2(x, guide)
-        logits = self.head(x).float()
-        if unguided:
-            return logits  # every confidence is zero, so the guidance logits add nothing
-        rows = max(1, _GUIDANCE_PIXELS // max(1, x.shape[0] * x.shape[-1]))
-        for r0 in range(0, x.shape[-2], rows):  # a 1 x 1 gate and per-pixel maths: exact in row bands
-            self._add_guidance_logits(logits[:, :, r0 : r0 + rows], x[:, :, r0 : r0 + rows], guide[:, :, r0 : r0 + rows])
-        return logits
+        if self.guided:
+            x = self.guide2(x, guide)
+        return x, (None if given is None else guide)
 
-    def _add_guidance_logits(self, logits: torch.Tensor, x: torch.Tensor, guide: torch.Tensor) -> None:
-        """Add, in place, the bin logits of the hint and reference colours (a Gaussian of 10 ab units around each),
-        each weighted by its confidence times a learned gate. Linear in ab: -|ab - c|^2 / 2s^2 = (2 ab.c - |c|^2) / 2s^2
-        + const, so the weighted sum over both sources is one projection of three channels per pixel,
-        (sum w ab, sum w), onto the bins, accumulated straight into ``logits`` where its layout allows."""
-        gates = self.guide_gate(torch.cat([x, guide.to(x.dtype)], dim=1)).float()
+    def guidance_logits(self, x: torch.Tensor, guide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bin logits of the hint and reference colours (a Gaussian of 10 ab units around each), each weighted
+        by its confidence times a learned gate, as (weights B x 3 x h x w, projection 3 x Q) whose product over the
+        3 is the logits' offset. Linear in ab: -|ab - c|^2 / 2s^2 = (2 ab.c - |c|^2) / 2s^2 + const, so the
+        weighted sum over both sources is (sum w ab, sum w) per pixel projected onto the bins."""
+        # The 1 x 1 gate over [x, guide] as two convolutions (the weight split by input), which saves
+        # concatenating a copy of x.
+        channels = x.shape[1]
+        weight, bias = self.guide_gate.weight, self.guide_gate.bias
+        gates = (F.conv2d(x, weight[:, :channels], bias).float()
+                 + F.conv2d(guide, weight[:, channels:].float()))
         hint_w, ref_w = guide[:, 2:3] * gates[:, 0:1], guide[:, 5:6] * gates[:, 1:2]
-        weighted = torch.cat([(guide[:, 0:2] * hint_w + guide[:, 3:5] * ref_w) * AB_SCALE, hint_w + ref_w], dim=1)
+        weights = torch.cat([(guide[:, 0:2] * hint_w + guide[:, 3:5] * ref_w) * AB_SCALE, hint_w + ref_w], dim=1)
         centres = self.bin_centres.to(device=guide.device, dtype=torch.float32)
         projection = torch.cat([2.0 * centres, -(centres * centres).sum(1, keepdim=True)], dim=1) / (2.0 * 10.0**2)
-        b, q, h, w = logits.shape
-        pixels = logits.permute(0, 2, 3, 1)  # B x h x w x Q: a plain matrix per image when channels-last
-        if pixels.stride(3) == 1 and pixels.stride(2) == q and pixels.stride(1) == w * q:
-            rows = weighted.permute(0, 2, 3, 1).reshape(b, h * w, 3)
-            pixels.view(b, h * w, q).baddbmm_(rows, projection.t().expand(b, 3, q))
-        else:
-            logits += torch.einsum("bkhw,qk->bqhw", weighted, projection)
+        return weights, projection.t()
+
+
+def add_low_rank_(logits: torch.Tensor, weights: torch.Tensor, projection: torch.Tensor) -> None:
+    """``logits`` (B x Q x h x w, float32) += the per-pixel product of ``weights`` (B x K x h x w) and ``projection``
+    (K x Q), in place: straight into the logits' memory when it is channels-last (bins innermost)."""
+    b, q, h, w = logits.shape
+    k = weights.shape[1]
+    pixels = logits.permute(0, 2, 3, 1)  # B x h x w x Q: a plain matrix per image when channels-last
+    if pixels.stride(3) == 1 and pixels.stride(2) == q and pixels.stride(1) == w * q:
+        rows = weights.permute(0, 2, 3, 1).reshape(b, h * w, k)
+        pixels.view(b, h * w, q).baddbmm_(rows, projection.expand(b, k, q))
+    else:
+        logits += torch.einsum("bkhw,kq->bqhw", weights, projection)

@@ -194,16 +194,18 @@ def hints_or_none(hints_rgb: torch.Tensor | None, image_rgb: torch.Tensor, mask:
 # ---- spreading hints along the picture's structure ---------------------------------------------
 
 def _blur_grid(grid: torch.Tensor) -> torch.Tensor:
-    """A [1, 4, 6, 4, 1] / 16 blur along each of the grid's three axes (one grid cell = one sigma)."""
-    kernel = grid.new_tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
-    channels = grid.shape[1]
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = 5
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[4 - 2 * axis : 6 - 2 * axis] = [2, 2]
-        weight = kernel.view(shape).expand(channels, 1, *shape[2:]).contiguous()
-        grid = F.conv3d(F.pad(grid, pad), weight, groups=channels)
+    """A [1, 4, 6, 4, 1] / 16 blur along each of the grid's three axes (one grid cell = one sigma), zero beyond
+    the edges. Shifted sums rather than a convolution: the grids are small (tens of cells a side), and a
+    depthwise 3-D convolution's setup costs more than the sums themselves."""
+    for dim in (2, 3, 4):
+        n = grid.shape[dim]
+        out = grid * (6.0 / 16.0)
+        for shift, tap in ((1, 4.0 / 16.0), (2, 1.0 / 16.0)):
+            if shift >= n:
+                break
+            out.narrow(dim, shift, n - shift).add_(grid.narrow(dim, 0, n - shift), alpha=tap)
+            out.narrow(dim, 0, n - shift).add_(grid.narrow(dim, shift, n - shift), alpha=tap)
+        grid = out
     return grid
 
 
@@ -212,34 +214,59 @@ def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torc
     """Joint-bilateral normalised convolution of ``values`` (B x C x h x w) known where ``weight`` (B x 1 x h x w) > 0,
     guided by ``lightness`` (B x 1 x h x w, 0..1), on a bilateral grid of ``sigma_space`` pixels by ``sigma_range``.
     Returns the spread values and the spread weight (the kernel mass of known grid cells near each pixel)."""
-    b, c, h, w = values.shape
-    cell = max(1.0, sigma_space)
-    gh, gw, gd = int(h / cell) + 3, int(w / cell) + 3, int(1.0 / sigma_range) + 3
-    ys = torch.arange(h, device=values.device, dtype=torch.float32)[:, None].expand(h, w) / cell + 1
-    xs = torch.arange(w, device=values.device, dtype=torch.float32)[None, :].expand(h, w) / cell + 1
-    zs = lightness.float().clamp(0.0, 1.0)[:, 0] / sigma_range + 1  # B x h x w
-    index = (zs.round().long() * gh + ys.round().long()) * gw + xs.round().long()  # B x h x w
-    data = torch.cat([values.float() * weight, weight.float()], dim=1).reshape(b, c + 1, h * w)
-    grid = values.new_zeros(b, c + 1, gd * gh * gw, dtype=torch.float32)
-    grid.scatter_add_(2, index.reshape(b, 1, h * w).expand(-1, c + 1, -1), data)
-    # Each occupied cell counts once, with its mean value, so the mass counts cells of known colour,
-    # not pixels: a nine-pixel hint patch weighs what a one-pixel dot does.
-    occupied = (grid[:, c:] > 0).float()
-    grid = torch.cat([grid[:, :c] / grid[:, c:].clamp_min(1e-12) * occupied, occupied], dim=1)
-    grid = _blur_grid(grid.view(b, c + 1, gd, gh, gw))
-    # Slice: a trilinear read at each pixel's (x, y, L), as two bilinear reads (the lightness cells below and
-    # above) of the grid's lightness slices stacked into one 2-D map, since grid_sample in 2-D runs about twice
-    # as fast as in 3-D on the CPU. A read never reaches the next slice: y stays below gh - 1.
-    stacked = grid.reshape(b, c + 1, gd * gh, gw)
-    below = zs.floor().clamp(max=gd - 2)
-    above_share = (zs - below)[:, None]
-    x = xs.expand(b, h, w) / (gw - 1) * 2 - 1
-    below_read, above_read = (
-        F.grid_sample(stacked, torch.stack([x, (cell_z * gh + ys) / (gd * gh - 1) * 2 - 1], dim=-1), mode="bilinear",
-                      align_corners=True) for cell_z in (below, below + 1))
-    sliced = torch.lerp(below_read, above_read, above_share)  # B x (C+1) x h x w
-    mass = sliced[:, c:]
-    return sliced[:, :c] / mass.clamp_min(1e-8), mass
+    known = torch.cat([values.float() * weight, weight.float()], dim=1)
+    return _BilateralGrids(known, lightness).spread(sigma_space, sigma_range)
+
+
+class _BilateralGrids:
+    """Known values (B x (C+1) x h x w: value x weight, then the weight) splatted onto bilateral grids of several
+    sizes along one lightness map; what every grid shares (the flat data, the pixel coordinates, the lightness
+    coordinates of each range sigma) is computed once."""
+
+    def __init__(self, known: torch.Tensor, lightness: torch.Tensor) -> None:
+        b, channels, h, w = known.shape
+        self.shape = (b, channels, h, w)
+        self.data = known.reshape(b, channels, h * w)
+        self.lightness = lightness.float().clamp(0.0, 1.0)[:, 0]  # B x h x w
+        self.rows = torch.arange(h, device=known.device, dtype=torch.float32)
+        self.columns = torch.arange(w, device=known.device, dtype=torch.float32)
+        self._depth: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _lightness_cells(self, sigma_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(nearest lightness cell, fractional cell position), B x h x w each, for grids of ``sigma_range``."""
+        if sigma_range not in self._depth:
+            zs = self.lightness / sigma_range + 1
+            self._depth[sigma_range] = (zs.round().long(), zs)
+        return self._depth[sigma_range]
+
+    def spread(self, sigma_space: float, sigma_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+        b, channels, h, w = self.shape
+        c = channels - 1
+        cell = max(1.0, sigma_space)
+        gh, gw, gd = int(h / cell) + 3, int(w / cell) + 3, int(1.0 / sigma_range) + 3
+        ys, xs = self.rows / cell + 1, self.columns / cell + 1
+        z_cell, zs = self._lightness_cells(sigma_range)
+        index = (z_cell * gh + ys.round().long()[:, None]) * gw + xs.round().long()[None, :]  # B x h x w
+        grid = self.data.new_zeros(b, channels, gd * gh * gw)
+        grid.scatter_add_(2, index.reshape(b, 1, h * w).expand(-1, channels, -1), self.data)
+        # Each occupied cell counts once, with its mean value, so the mass counts cells of known colour,
+        # not pixels: a nine-pixel hint patch weighs what a one-pixel dot does.
+        occupied = (grid[:, c:] > 0).float()
+        grid = torch.cat([grid[:, :c] / grid[:, c:].clamp_min(1e-12) * occupied, occupied], dim=1)
+        grid = _blur_grid(grid.view(b, channels, gd, gh, gw))
+        # Slice: a trilinear read at each pixel's (x, y, L), as two bilinear reads (the lightness cells below and
+        # above) of the grid's lightness slices stacked into one 2-D map, since grid_sample in 2-D runs about twice
+        # as fast as in 3-D on the CPU; both reads go in one call, stacked along the rows. A read never reaches
+        # the next slice: y stays below gh - 1.
+        stacked = grid.reshape(b, channels, gd * gh, gw)
+        below = zs.floor().clamp(max=gd - 2)
+        y = torch.cat([below, below + 1], dim=1) * gh + ys.repeat(2)[:, None]  # B x 2h x w
+        x = (xs / (gw - 1) * 2 - 1).expand(b, 2 * h, w)
+        reads = F.grid_sample(stacked, torch.stack([x, y / (gd * gh - 1) * 2 - 1], dim=-1), mode="bilinear",
+                              align_corners=True)
+        sliced = torch.lerp(reads[:, :, :h], reads[:, :, h:], (zs - below)[:, None])  # B x (C+1) x h x w
+        mass = sliced[:, c:]
+        return sliced[:, :c] / mass.clamp_min(1e-8), mass
 
 
 def spread_hints(hints: HintMap, lightness: torch.Tensor,
@@ -255,12 +282,13 @@ def spread_hints(hints: HintMap, lightness: torch.Tensor,
     hints = hints.resized(tuple(lightness.shape[-2:]))
     ab = hints.ab.float().expand(lightness.shape[0], -1, -1, -1)
     mask = hints.mask.float().expand(lightness.shape[0], -1, -1, -1)
+    grids = _BilateralGrids(torch.cat([ab * mask, mask], dim=1), lightness)
     short = min(lightness.shape[-2:])
     out_ab = torch.zeros_like(ab)
     confidence = torch.zeros_like(mask)
     for share in sorted(space_sigmas, reverse=True):
         coarsest = share == max(space_sigmas)
-        spread, mass = bilateral_spread(ab, mask, lightness, share * short, reach_sigma if coarsest else local_sigma)
+        spread, mass = grids.spread(share * short, reach_sigma if coarsest else local_sigma)
         # A lone hint's own cell keeps (6/16)^3 = 0.053 of its mass after the blur: near = 0.88 there.
         near = 1.0 - torch.exp(-40.0 * mass)
         reach = (mass > 1e-6).float() if coarsest else near
@@ -274,12 +302,23 @@ def spread_hints(hints: HintMap, lightness: torch.Tensor,
 # ---- matching colour references ------------------------------------------------------------------
 
 def match_features(feats: dict[str, torch.Tensor]) -> torch.Tensor:
-    """B x C x h8 x w8 features for matching: relu3_3 pooled to 1/8 and relu4_1, each normalised per position."""
-    f3 = F.avg_pool2d(feats["relu3_3"].float(), 2)
-    f4 = feats["relu4_1"].float()
+    """B x C x h8 x w8 features for matching (channels innermost in memory): relu3_3 pooled to 1/8 and relu4_1, each
+    centred and normalised per position, then scaled by 1/sqrt(2) so the concatenation has unit length."""
+    f3 = F.avg_pool2d(feats["relu3_3"], 2)  # pooled before the cast to float32: a quarter of the conversion
+    f4 = feats["relu4_1"]
     h, w = min(f3.shape[-2], f4.shape[-2]), min(f3.shape[-1], f4.shape[-1])
-    parts = [F.normalize(f[:, :, :h, :w] - f[:, :, :h, :w].mean(dim=1, keepdim=True), dim=1) for f in (f3, f4)]
-    return torch.cat(parts, dim=1) / math.sqrt(2.0)
+    parts = []
+    for f in (f3, f4):
+        # Channels last (a view of the encoder's channels-last taps): every reduction runs along contiguous memory.
+        x = f[:, :, :h, :w].permute(0, 2, 3, 1).float()
+        x = x - x.mean(dim=-1, keepdim=True)
+        parts.append(x / (x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * math.sqrt(2.0)))
+    return torch.cat(parts, dim=-1).permute(0, 3, 1, 2)
+
+
+def _positions(feats: torch.Tensor) -> torch.Tensor:
+    """B x C x h x w features as (B h w) x C rows (a view when the channels are innermost in memory)."""
+    return feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
 
 
 @dataclass
@@ -298,7 +337,7 @@ class ReferenceMemory:
         and optionally lightness (1 x 1 x h' x w', 0..1, any size)."""
         keys, values, lights = [], [], []
         for i, (f, a) in enumerate(zip(feats, ab)):
-            keys.append(f.flatten(2)[0].t())
+            keys.append(_positions(f[:1]))
             values.append(F.adaptive_avg_pool2d(a.float(), f.shape[-2:]).flatten(2)[0].t())
             if lightness is not None:
                 lights.append(F.adaptive_avg_pool2d(lightness[i].float(), f.shape[-2:]).flatten().to(f.device))
@@ -320,7 +359,7 @@ class ReferenceMemory:
         lightness when both the memory's and the target's (``lightness``, B x 1 x h' x w', 0..1, any size) are
         known: the grey features say what a region is, the lightness how light its colour must be."""
         b, c, h, w = feats.shape
-        queries = feats.flatten(2).transpose(1, 2).reshape(b * h * w, c)
+        queries = _positions(feats)
         keys = self.keys.to(queries.dtype)
         light_q = light_k = None
         if lightness is not None and self.lightness is not None and lightness_weight > 0:

@@ -92,5 +92,7 @@ class DualGAN(nn.Module):
     def guided(self) -> bool:
         return self.config.guided
 
-    def ab_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        return self.grid.annealed_mean(logits, self.config.annealed_temperature, confidence=self.config.chroma_confidence)
+    def ab_from_logits(self, logits: torch.Tensor, offset: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """float32 ab from the colour decoder's bin logits (and its guidance offset, ``ColorDecoder.logits_and_guidance``)."""
+        return self.grid.annealed_mean(logits, self.config.annealed_temperature, confidence=self.config.chroma_confidence,
+                                       offset=offset)

@@ -98,10 +98,9 @@ def decode_colour(model: DualGAN, feats: dict[str, torch.Tensor], colour: Colour
     """ab at 1/2 scale (float32) from the encoder's taps (of the tile ``region``, when tiled)."""
     guide = colour.guide(feats, region)
     with record_function("dualgan.colour_decoder"):
-        logits = model.color_decoder(feats, colour.palette, guide)
+        logits, offset = model.color_decoder.logits_and_guidance(feats, colour.palette, guide)
     with record_function("dualgan.annealed_mean"):
-        # fp32 logits in, so the ab map comes out fp32 (not rounded to the network's bf16/fp16)
-        ab = model.ab_from_logits(logits.float())
+        ab = model.ab_from_logits(logits, offset)  # float32, block by block from the network's bf16/fp16 logits
     if guide is None:
         return ab
     with record_function("dualgan.guidance_fusion"):

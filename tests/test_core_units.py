@@ -205,10 +205,11 @@ def test_annealed_mean_of_far_spread_logits_equals_the_exact_mean(layout):
     assert torch.allclose(got.double(), exact * (1 - 0.25 * entropy), atol=1e-4)
 
 
-def test_guided_colour_logits_in_row_bands(monkeypatch):
-    """A guided colour decoder adds the guidance logits a band of rows at a time (each band's 1 x 1 gate
-    convolution is an interrupt point): the same logits as in one band. Without guidance every confidence
-    is zero, so the term is skipped and the logits equal those of an all-zero guidance map."""
+def test_guided_colour_logits_in_row_bands_and_as_an_offset(monkeypatch):
+    """A guided colour decoder's training path adds the guidance logits a band of rows at a time: the same
+    logits as in one band. The inference path hands them over as a low-rank offset that the annealed mean
+    adds block by block: the same colours, in either memory layout and from bf16 logits. Without guidance
+    every confidence is zero, so the term is skipped and the logits equal those of an all-zero guidance map."""
     import dataclasses
 
     from gan_core import color_decoder
@@ -224,12 +225,20 @@ def test_guided_colour_logits_in_row_bands(monkeypatch):
         guide = torch.rand(1, 6, 32, 24)
         whole = dec(feats, None, guide)
         monkeypatch.setattr(color_decoder, "_GUIDANCE_PIXELS", 48)  # 2 rows of 24 pixels a band
-        gates = []
-        handle = dec.guide_gate.register_forward_pre_hook(lambda module, args: gates.append(1))
         banded = dec(feats, None, guide)
-        handle.remove()
-        assert torch.equal(banded, whole) and len(gates) == 16
+        assert torch.equal(banded, whole)
         assert torch.equal(dec(feats, None, None), dec(feats, None, torch.zeros(1, 6, 32, 24)))
+
+        logits, offset = dec.logits_and_guidance(feats, None, guide)
+        assert torch.equal(logits.float() + torch.einsum("bkhw,kq->bqhw", *offset), whole)
+        assert dec.logits_and_guidance(feats, None, None)[1] is None
+        expected = model.ab_from_logits(whole)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            got = model.ab_from_logits(logits.contiguous(memory_format=layout), offset)
+            assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=1e-4)
+        low = logits.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        reference = model.ab_from_logits(low.float() + torch.einsum("bkhw,kq->bqhw", *offset))
+        assert torch.allclose(model.ab_from_logits(low, offset), reference, atol=1e-4)
 
 
 def test_interrupt_points_in_the_loops_without_convolutions():
