@@ -32,10 +32,10 @@ def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Te
     down has a probability under e^-60 at this temperature (and under e^-22 untempered), so the colours move by
     less than 1e-8 Lab units and the entropy by less than 1e-6, but neither an exponential nor its product with
     a bin centre falls into the subnormal range, where x86 arithmetic is many times slower: the guidance logits
-    of hints and references push far-off bins down by hundreds, which made the softmax 5x slower than on
-    unguided logits, and probabilities near e^-80 still halved the speed of the product with the bin
-    centres. Only the bins-last path (CPU inference) floors: GPUs run subnormals at full speed, and in
-    training the floor's backward costs more than it saves."""
+    of hints and references push far-off bins down by hundreds, which makes an unfloored softmax 5x slower than
+    on unguided logits, and probabilities near e^-80 halve the speed of the product with the bin centres.
+    Only the bins-last path (CPU inference) floors: GPUs run subnormals at full speed, and in training the
+    floor's backward costs more than it saves."""
     floor = logits.amax(dim=dim, keepdim=True) - _LOGIT_FLOOR * temperature
     return torch.maximum(logits, floor)
 
