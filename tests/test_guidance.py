@@ -105,6 +105,25 @@ def test_a_hint_spreads_along_its_region_and_stops_at_an_edge():
     assert confidence[0, 0, 8, 10] == 1 and confidence[0, 0, 8, 14] > confidence[0, 0, 40, 120] > confidence[0, 0, 90, 10]
 
 
+@pytest.mark.parametrize("shape", [(1, 3, 36, 53, 53), (2, 3, 15, 4, 4), (1, 2, 4, 1, 2)])
+def test_hint_grid_blur_is_the_separable_binomial_kernel_with_zeros_beyond_the_edges(shape):
+    import torch.nn.functional as F
+
+    from gan_core.guidance import _blur_grid
+
+    grid = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    expected = grid
+    for axis in range(3):
+        view = [1, 1, 1, 1, 1]
+        view[2 + axis] = 5
+        pad = [0, 0, 0, 0, 0, 0]
+        pad[4 - 2 * axis : 6 - 2 * axis] = [2, 2]
+        weight = kernel.view(view).expand(shape[1], 1, *view[2:]).contiguous()
+        expected = F.conv3d(F.pad(expected, pad), weight, groups=shape[1])
+    assert torch.allclose(_blur_grid(grid), expected, atol=1e-6)
+
+
 def test_reference_memory_carries_the_colour_of_the_best_matching_positions():
     # Keys are three distinct unit features; each target position should take the ab stored with its own feature.
     basis = torch.eye(3)
