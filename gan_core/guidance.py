@@ -209,19 +209,10 @@ def _blur_grid(grid: torch.Tensor) -> torch.Tensor:
     return grid
 
 
-def bilateral_spread(values: torch.Tensor, weight: torch.Tensor, lightness: torch.Tensor, sigma_space: float,
-                     sigma_range: float = SPREAD_RANGE_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
-    """Joint-bilateral normalised convolution of ``values`` (B x C x h x w) known where ``weight`` (B x 1 x h x w) > 0,
-    guided by ``lightness`` (B x 1 x h x w, 0..1), on a bilateral grid of ``sigma_space`` pixels by ``sigma_range``.
-    Returns the spread values and the spread weight (the kernel mass of known grid cells near each pixel)."""
-    known = torch.cat([values.float() * weight, weight.float()], dim=1)
-    return _BilateralGrids(known, lightness).spread(sigma_space, sigma_range)
-
-
 class _BilateralGrids:
-    """Known values (B x (C+1) x h x w: value x weight, then the weight) splatted onto bilateral grids of several
-    sizes along one lightness map; what every grid shares (the flat data, the pixel coordinates, the lightness
-    coordinates of each range sigma) is computed once."""
+    """Joint-bilateral normalised convolution of known values (B x (C+1) x h x w: value x weight, then the weight)
+    guided by ``lightness`` (B x 1 x h x w, 0..1), on bilateral grids of several sizes; what every grid shares (the
+    flat data, the pixel coordinates, the lightness coordinates of each range sigma) is computed once."""
 
     def __init__(self, known: torch.Tensor, lightness: torch.Tensor) -> None:
         b, channels, h, w = known.shape
@@ -240,6 +231,8 @@ class _BilateralGrids:
         return self._depth[sigma_range]
 
     def spread(self, sigma_space: float, sigma_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spread values (B x C) and the spread weight (B x 1: the kernel mass of known grid cells near each
+        pixel) on a grid of ``sigma_space`` pixels by ``sigma_range`` lightness."""
         b, channels, h, w = self.shape
         c = channels - 1
         cell = max(1.0, sigma_space)
