@@ -1,8 +1,10 @@
 """``python -m train average OUT WEIGHTS WEIGHTS ...``: the uniform average of weights files of one run.
 
 Averaging the weights a run exported along its way (``export_every``) is stochastic weight averaging
-(Izmailov et al. 2018): late exports of a run at a constant learning rate sit around a minimum, and
-their mean lies nearer its centre than any one of them, so it carries less of the last batches' noise.
+(Izmailov et al. 2018): when late exports of a run at a constant learning rate scatter around one minimum,
+their mean lies nearer its centre than any one of them and carries less of the last batches' noise.
+Whether it does better is for ``train eval`` to say: when the exports drift rather than scatter, the
+mean can be worse than its last member (bench/results/eval_swa_not_shipped).
 The files must share one configuration and the same tensors (exports of one run, or of runs from one
 ``--init`` file). BatchNorm's running statistics are averaged like the weights, which is close to
 re-estimating them when the files are near each other.
