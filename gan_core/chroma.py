@@ -130,7 +130,10 @@ class AbGrid:
             interrupt_point()
             block = x[start : start + _PIXELS_PER_BLOCK].float()
             if weights is not None:
-                block = torch.addmm(block, weights[start : start + _PIXELS_PER_BLOCK], projection)
+                # In place on the float32 copy of bf16/fp16 logits (one copy of the block, not two); float32
+                # logits are the caller's, so they get a new tensor.
+                add = torch.Tensor.addmm_ if x.dtype != torch.float32 else torch.addmm
+                block = add(block, weights[start : start + _PIXELS_PER_BLOCK], projection)
             block = floor_logits(block, temperature, dim=-1)
             rows = slice(start, start + block.shape[0])
             torch.mm(torch.softmax(block / temperature, dim=-1), centres, out=ab[rows])
