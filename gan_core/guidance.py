@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .color import grey_rgb_from_lightness, rgb_to_lab
+from .chroma import LOGIT_FLOOR
+from .color import chroma, grey_rgb_from_lightness, rgb_to_lab
+from .fullres import strips
 from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ REFERENCE_SIZE = 384
 REFERENCE_SCALES = (1.0, 1.4)
 SPARSE_HINTS_SHARE = 16  # hint maps with fewer than 1 in this many pixels set are shrunk hint by hint
 GREY_REFERENCE_CHROMA = 2.0  # a reference whose mean chroma is below this (Lab units) has no colour to give
+TINT_PIXELS = 1 << 16  # about how many pixels of a picture its mean tint is measured on
+HINT_STRIP_PIXELS = 1 << 18  # pixels of a painted hints picture converted to Lab at once
 
 
 @dataclass
@@ -100,32 +104,49 @@ class HintMap:
         if tuple(self.mask.shape[-2:]) == tuple(size):
             return self
         if size[0] <= self.mask.shape[-2] and size[1] <= self.mask.shape[-1]:
-            return self._shrunk(size)
+            return self._shrunk(size, tuple(size))
         ab = F.interpolate(self.ab.float(), size=size, mode="nearest")
         return HintMap(ab, F.interpolate(self.mask.float(), size=size, mode="nearest"))
 
-    def _shrunk(self, size: tuple[int, int]) -> "HintMap":
+    def network_half(self, render: tuple[int, int], padded: tuple[int, int]) -> "HintMap":
+        """The hints where the colour decoder's guidance reads them: scaled to the render size ``render``, padded
+        (bottom and right, with no hints) to the network's ``padded`` size, at half that size. Shrinking goes
+        straight from the hints' own size onto the half-size cells: the same cells as shrinking to the render
+        size and then halving, in one pass over the hints."""
+        (h_r, w_r), (hp, wp) = render, padded
+        if h_r > self.mask.shape[-2] or w_r > self.mask.shape[-1]:
+            small = self.resized(render)
+            pad = (0, wp - w_r, 0, hp - h_r)
+            return HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
+        return self._shrunk((hp // 2, wp // 2), (h_r / 2, w_r / 2))
+
+    def _shrunk(self, size: tuple[int, int], covered: tuple[float, float]) -> "HintMap":
+        """The hints shrunk onto the top-left ``covered`` (rows, columns, possibly half-integers) of a ``size`` map;
+        the rest of the map holds no hints."""
         (height, width), (h, w) = self.mask.shape[-2:], size
+        # Source row y falls into row floor(y * covered / height): with covered = rows / 2, as integers,
+        # y * 2 covered // (2 height).
+        rows, columns = (round(2 * c) for c in covered)
         mask = self.mask.float().flatten(1)  # B x HW
         # Hints are usually a few strokes or dots: summing only the hint pixels skips the full-size passes
         # over the whole map, which cost more than the rest of the hints' work at 12 MP.
         b, p = mask.nonzero(as_tuple=True)
         if p.numel() * SPARSE_HINTS_SHARE > mask.numel():
-            return self._shrunk_dense(size)
-        cell = (p // width * h // height) * w + (p % width * w // width)
+            return self._shrunk_dense(size, rows, columns)
+        cell = (p // width * rows // (2 * height)) * w + (p % width * columns // (2 * width))
         weight = mask[b, p].unsqueeze(1)
         values = torch.cat([self.ab.float().flatten(2)[b, :, p] * weight, weight], dim=1)  # N x 3
         sums = mask.new_zeros(mask.shape[0], h * w, 3).index_put_((b, cell), values, accumulate=True)
         return _hints_from_sums(sums.transpose(1, 2).reshape(-1, 3, h, w))
 
-    def _shrunk_dense(self, size: tuple[int, int]) -> "HintMap":
+    def _shrunk_dense(self, size: tuple[int, int], rows: int, columns: int) -> "HintMap":
         (height, width), (h, w) = self.mask.shape[-2:], size
         mask = self.mask.float()
         weighted = torch.cat([self.ab.float() * mask, mask], dim=1)
-        rows = torch.arange(height, device=mask.device) * h // height
-        columns = torch.arange(width, device=mask.device) * w // width
-        by_row = weighted.new_zeros(weighted.shape[0], 3, h, width).index_add_(2, rows, weighted)
-        return _hints_from_sums(by_row.new_zeros(weighted.shape[0], 3, h, w).index_add_(3, columns, by_row))
+        row_cells = torch.arange(height, device=mask.device) * rows // (2 * height)
+        column_cells = torch.arange(width, device=mask.device) * columns // (2 * width)
+        by_row = weighted.new_zeros(weighted.shape[0], 3, h, width).index_add_(2, row_cells, weighted)
+        return _hints_from_sums(by_row.new_zeros(weighted.shape[0], 3, h, w).index_add_(3, column_cells, by_row))
 
 
 def _hints_from_sums(sums: torch.Tensor) -> HintMap:
@@ -133,6 +154,11 @@ def _hints_from_sums(sums: torch.Tensor) -> HintMap:
     weight = sums[:, 2:3]
     found = weight > 0
     return HintMap(sums[:, :2] / weight.clamp_min(1e-12) * found, found.float())
+
+
+def _clean(rgb: torch.Tensor) -> torch.Tensor:
+    """Colours as float32 in 0..1, NaN read as black."""
+    return torch.nan_to_num(rgb.float(), nan=0.0).clamp_(0.0, 1.0)
 
 
 def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: torch.Tensor | None = None,
@@ -150,32 +176,42 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         raise ValueError(f"the hints batch has {hints_rgb.shape[0]} images; give 1 or one per image ({image_rgb.shape[0]})")
     image_rgb = check_image(image_rgb)
     size = tuple(image_rgb.shape[-2:])
-    hints_rgb = torch.nan_to_num(hints_rgb.float(), nan=0.0).clamp(0.0, 1.0)
     if tuple(hints_rgb.shape[-2:]) != size:
-        hints_rgb = F.interpolate(hints_rgb, size=size, mode="bilinear", align_corners=False)
+        hints_rgb = F.interpolate(_clean(hints_rgb), size=size, mode="bilinear", align_corners=False)
     if mask is None and hints_rgb.shape[1] == 4:
         mask = hints_rgb[:, 3:]
-    ab = rgb_to_lab(hints_rgb[:, :3])[:, 1:]
-    if mask is not None:
-        mask = mask.float()
-        if mask.ndim == 3:
-            mask = mask[:, None]
-        if mask.ndim != 4 or mask.shape[1] != 1:
-            raise ValueError(f"the hint mask must be B x H x W or B x 1 x H x W, got {tuple(mask.shape)}")
-        if mask.shape[0] not in (1, image_rgb.shape[0]):
-            raise ValueError(f"the hint mask batch has {mask.shape[0]} masks; give 1 or one per image ({image_rgb.shape[0]})")
-        if tuple(mask.shape[-2:]) != size:
-            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-        selected = mask > 0.5
-        if selected.shape[0] != ab.shape[0]:
-            ab = ab.expand(selected.shape[0], -1, -1, -1) if ab.shape[0] == 1 else ab
-            selected = selected.expand(ab.shape[0], -1, -1, -1)
-    else:
-        tint = rgb_to_lab(image_rgb.float())[:, 1:].mean(dim=(2, 3), keepdim=True)
-        selected = (ab - tint).norm(dim=1, keepdim=True) > threshold
-    selected = selected.float()
-    return HintMap(ab * selected, selected)
-
+    if mask is None:
+        # The tint is a mean over pixels: every step-th pixel of every step-th row estimates it without bias (a
+        # shrunk copy would average colours before the nonlinear conversion) to a fraction of a Lab unit.
+        step = max(1, math.isqrt(size[0] * size[1] // TINT_PIXELS))
+        tint = rgb_to_lab(image_rgb[..., ::step, ::step].float())[:, 1:].mean(dim=(2, 3), keepdim=True)
+        batch = max(hints_rgb.shape[0], tint.shape[0])
+        ab = hints_rgb.new_empty(batch, 2, *size, dtype=torch.float32)
+        selected = hints_rgb.new_empty(batch, 1, *size, dtype=torch.float32)
+        # Strip by strip: the Lab conversion's temporaries stay a few MB instead of several copies of the picture.
+        for top, bottom in strips(*size, HINT_STRIP_PIXELS):
+            strip = rgb_to_lab(_clean(hints_rgb[:, :3, top:bottom]))[:, 1:]
+            found = (chroma(strip - tint) > threshold).float()
+            torch.mul(strip, found, out=ab[:, :, top:bottom])
+            selected[:, :, top:bottom] = found
+        return HintMap(ab, selected)
+    mask = mask.float()
+    if mask.ndim == 3:
+        mask = mask[:, None]
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"the hint mask must be B x H x W or B x 1 x H x W, got {tuple(mask.shape)}")
+    if mask.shape[0] not in (1, image_rgb.shape[0]):
+        raise ValueError(f"the hint mask batch has {mask.shape[0]} masks; give 1 or one per image ({image_rgb.shape[0]})")
+    if tuple(mask.shape[-2:]) != size:
+        mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+    selected = mask > 0.5
+    batch = max(selected.shape[0], hints_rgb.shape[0])
+    # Only the marked pixels' colours are converted to Lab: a mask marks a few strokes of a large picture.
+    b, _, ys, xs = selected.expand(batch, -1, -1, -1).nonzero(as_tuple=True)
+    colours = _clean(hints_rgb[b.clamp(max=hints_rgb.shape[0] - 1), :3, ys, xs])  # N x 3
+    ab = hints_rgb.new_zeros(batch, 2, *size, dtype=torch.float32)
+    ab[b, :, ys, xs] = rgb_to_lab(colours.t()[None, :, :, None])[0, 1:, :, 0].t()
+    return HintMap(ab, selected.expand(batch, -1, -1, -1).float())
 
 
 def hints_or_none(hints_rgb: torch.Tensor | None, image_rgb: torch.Tensor, mask: torch.Tensor | None = None, *,
@@ -212,22 +248,30 @@ def _blur_grid(grid: torch.Tensor) -> torch.Tensor:
 class _BilateralGrids:
     """Joint-bilateral normalised convolution of known values (B x (C+1) x h x w: value x weight, then the weight)
     guided by ``lightness`` (B x 1 x h x w, 0..1), on bilateral grids of several sizes; what every grid shares (the
-    flat data, the pixel coordinates, the lightness coordinates of each range sigma) is computed once."""
+    known pixels, the pixel coordinates, the lightness coordinates of each range sigma) is computed once."""
 
     def __init__(self, known: torch.Tensor, lightness: torch.Tensor) -> None:
         b, channels, h, w = known.shape
         self.shape = (b, channels, h, w)
-        self.data = known.reshape(b, channels, h * w)
         self.lightness = lightness.float().clamp(0.0, 1.0)[:, 0]  # B x h x w
         self.rows = torch.arange(h, device=known.device, dtype=torch.float32)
         self.columns = torch.arange(w, device=known.device, dtype=torch.float32)
+        # Only the known pixels are splatted (a pixel of weight 0 adds nothing): hints are a few dots or strokes,
+        # and sending every other pixel's zeros into every grid cost more than the rest of the splat.
+        data = known.reshape(b, channels, h * w)
+        self.batch_index, pixel = (data[:, channels - 1] != 0).nonzero(as_tuple=True)
+        self.values = data[self.batch_index, :, pixel]  # N x (C+1)
+        self.known_rows, self.known_columns = (pixel // w).float(), (pixel % w).float()
+        self.known_lightness = self.lightness.flatten(1)[self.batch_index, pixel]
         self._depth: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _lightness_cells(self, sigma_range: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(nearest lightness cell, fractional cell position), B x h x w each, for grids of ``sigma_range``."""
+    def _lightness_cells(self, sigma_range: float, depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each pixel's lightness cell below it and its fraction of the way to the next (B x h x w each), in grids
+        of ``sigma_range`` and ``depth`` cells."""
         if sigma_range not in self._depth:
             zs = self.lightness / sigma_range + 1
-            self._depth[sigma_range] = (zs.round().long(), zs)
+            below = zs.floor().clamp_(max=depth - 2)
+            self._depth[sigma_range] = (below, zs.sub_(below)[:, None])
         return self._depth[sigma_range]
 
     def spread(self, sigma_space: float, sigma_range: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,10 +282,12 @@ class _BilateralGrids:
         cell = max(1.0, sigma_space)
         gh, gw, gd = int(h / cell) + 3, int(w / cell) + 3, int(1.0 / sigma_range) + 3
         ys, xs = self.rows / cell + 1, self.columns / cell + 1
-        z_cell, zs = self._lightness_cells(sigma_range)
-        index = (z_cell * gh + ys.round().long()[:, None]) * gw + xs.round().long()[None, :]  # B x h x w
-        grid = self.data.new_zeros(b, channels, gd * gh * gw)
-        grid.scatter_add_(2, index.reshape(b, 1, h * w).expand(-1, channels, -1), self.data)
+        below, fraction = self._lightness_cells(sigma_range, gd)
+        # Splat: each known pixel into its nearest cell.
+        index = (((self.known_lightness / sigma_range + 1).round().long() * gh + (self.known_rows / cell + 1).round().long())
+                 * gw + (self.known_columns / cell + 1).round().long())
+        grid = self.values.new_zeros(b, gd * gh * gw, channels)
+        grid = grid.index_put_((self.batch_index, index), self.values, accumulate=True).transpose(1, 2)
         # Each occupied cell counts once, with its mean value, so the mass counts cells of known colour,
         # not pixels: a nine-pixel hint patch weighs what a one-pixel dot does.
         occupied = (grid[:, c:] > 0).float()
@@ -252,14 +298,17 @@ class _BilateralGrids:
         # as fast as in 3-D on the CPU; both reads go in one call, stacked along the rows. A read never reaches
         # the next slice: y stays below gh - 1.
         stacked = grid.reshape(b, channels, gd * gh, gw)
-        below = zs.floor().clamp(max=gd - 2)
-        y = torch.cat([below, below + 1], dim=1) * gh + ys.repeat(2)[:, None]  # B x 2h x w
-        x = (xs / (gw - 1) * 2 - 1).expand(b, 2 * h, w)
-        reads = F.grid_sample(stacked, torch.stack([x, y / (gd * gh - 1) * 2 - 1], dim=-1), mode="bilinear",
-                              align_corners=True)
-        sliced = torch.lerp(reads[:, :, :h], reads[:, :, h:], (zs - below)[:, None])  # B x (C+1) x h x w
+        # The sampling positions in grid_sample's -1..1 units, written straight into one B x 2 x h x w x 2 tensor
+        # (row cell below * gh + y, then the same one slice further down; x).
+        scale_y = 2.0 / (gd * gh - 1)
+        positions = torch.empty(b, 2, h, w, 2, device=below.device)
+        torch.add((ys * scale_y - 1)[:, None], below, alpha=gh * scale_y, out=positions[:, 0, :, :, 1])
+        torch.add(positions[:, 0, :, :, 1], gh * scale_y, out=positions[:, 1, :, :, 1])
+        positions[..., 0] = xs * (2.0 / (gw - 1)) - 1
+        reads = F.grid_sample(stacked, positions.view(b, 2 * h, w, 2), mode="bilinear", align_corners=True)
+        sliced = reads[:, :, :h].lerp_(reads[:, :, h:], fraction)  # B x (C+1) x h x w
         mass = sliced[:, c:]
-        return sliced[:, :c] / mass.clamp_min(1e-8), mass
+        return sliced[:, :c].div_(mass.clamp_min(1e-8)), mass
 
 
 def spread_hints(hints: HintMap, lightness: torch.Tensor,
@@ -277,35 +326,39 @@ def spread_hints(hints: HintMap, lightness: torch.Tensor,
     mask = hints.mask.float().expand(lightness.shape[0], -1, -1, -1)
     grids = _BilateralGrids(torch.cat([ab * mask, mask], dim=1), lightness)
     short = min(lightness.shape[-2:])
-    out_ab = torch.zeros_like(ab)
-    confidence = torch.zeros_like(mask)
+    out_ab = confidence = None
     for share in sorted(space_sigmas, reverse=True):
-        coarsest = share == max(space_sigmas)
-        spread, mass = grids.spread(share * short, reach_sigma if coarsest else local_sigma)
+        spread, mass = grids.spread(share * short, reach_sigma if out_ab is None else local_sigma)
         # A lone hint's own cell keeps (6/16)^3 = 0.053 of its mass after the blur: near = 0.88 there.
-        near = 1.0 - torch.exp(-40.0 * mass)
-        reach = (mass > 1e-6).float() if coarsest else near
-        out_ab = torch.lerp(out_ab, spread, reach)
-        confidence = confidence + near / len(space_sigmas)
-    out_ab = torch.where(mask > 0, ab, out_ab)
-    confidence = torch.where(mask > 0, torch.ones_like(confidence), confidence)
-    return out_ab, confidence
+        near = mass.mul(-40.0).exp_().neg_().add_(1.0)  # 1 - exp(-40 mass)
+        if out_ab is None:  # the coarsest spread: every pixel it reaches at all
+            out_ab = torch.where(mass > 1e-6, spread, 0.0)
+            confidence = near.div_(len(space_sigmas))
+        else:
+            out_ab.lerp_(spread, near)
+            confidence.add_(near, alpha=1.0 / len(space_sigmas))
+    given = mask > 0
+    return torch.where(given, ab, out_ab), confidence.masked_fill_(given, 1.0)
 
 
 # ---- matching colour references ------------------------------------------------------------------
 
-def match_features(feats: dict[str, torch.Tensor]) -> torch.Tensor:
-    """B x C x h8 x w8 features for matching (channels innermost in memory): relu3_3 pooled to 1/8 and relu4_1, each
-    centred and normalised per position, then scaled by 1/sqrt(2) so the concatenation has unit length."""
-    f3 = F.avg_pool2d(feats["relu3_3"], 2)  # pooled before the cast to float32: a quarter of the conversion
+def match_features(feats: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """B x C x h8 x w8 features for matching (channels innermost in memory), in ``dtype``: relu3_3 pooled to 1/8 and
+    relu4_1, each centred and normalised per position, then scaled by 1/sqrt(2) so the concatenation has unit length.
+    A 16-bit ``dtype`` (the network's own, for a product in it: ``ReferenceMemory.match``) keeps the statistics in
+    float32 and rounds only the result."""
+    f3 = F.avg_pool2d(feats["relu3_3"], 2)  # pooled before any cast to float32: a quarter of the conversion
     f4 = feats["relu4_1"]
     h, w = min(f3.shape[-2], f4.shape[-2]), min(f3.shape[-1], f4.shape[-1])
     parts = []
     for f in (f3, f4):
         # Channels last (a view of the encoder's channels-last taps): every reduction runs along contiguous memory.
-        x = f[:, :, :h, :w].permute(0, 2, 3, 1).float()
-        x = x - x.mean(dim=-1, keepdim=True)
-        parts.append(x / (x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * math.sqrt(2.0)))
+        x = f[:, :, :h, :w].permute(0, 2, 3, 1).to(dtype)
+        channels = x.shape[-1]
+        # Unit variance over the channels is length sqrt(channels): the weight takes it to 1/sqrt(2).
+        scale = x.new_full((channels,), 1.0 / math.sqrt(2.0 * channels))
+        parts.append(F.layer_norm(x, (channels,), weight=scale, eps=1e-12))
     return torch.cat(parts, dim=-1).permute(0, 3, 1, 2)
 
 
@@ -340,7 +393,7 @@ class ReferenceMemory:
         if other is None:
             return self
         both = self.lightness is not None and other.lightness is not None
-        return ReferenceMemory(torch.cat([self.keys, other.keys]), torch.cat([self.ab, other.ab]),
+        return ReferenceMemory(torch.cat([self.keys, other.keys.to(self.keys.dtype)]), torch.cat([self.ab, other.ab]),
                                torch.cat([self.lightness, other.lightness]) if both else None)
 
     def match(self, feats: torch.Tensor, lightness: torch.Tensor | None = None, *,
@@ -350,23 +403,41 @@ class ReferenceMemory:
         softmax over the similarities to every reference position, ``chunk`` target positions at a time. The
         similarity is the features' cosine, less ``lightness_weight`` times the squared difference of mean
         lightness when both the memory's and the target's (``lightness``, B x 1 x h' x w', 0..1, any size) are
-        known: the grey features say what a region is, the lightness how light its colour must be."""
+        known: the grey features say what a region is, the lightness how light its colour must be.
+        The cosines' product runs in the dtype of ``feats``: 16-bit features (``match_features`` in the network's
+        bf16 or fp16) take the hardware's fast 16-bit units, and their rounding (about 0.001 on a cosine) stays
+        below what the network's 16-bit features already carry. Everything after the product is float32."""
         b, c, h, w = feats.shape
         queries = _positions(feats)
         keys = self.keys.to(queries.dtype)
-        light_q = light_k = None
+        dtype = torch.promote_types(queries.dtype, torch.float32)  # of everything after the product
+        # Every pass over a chunk's similarities (chunk x memory size) costs more than the product itself, so the
+        # softmax's logits are built in two: the lightness penalty -weight (lq - lk)^2 / T expanded as a
+        # rank-3 product [lq^2, lq, 1] . [-weight, 2 weight lk, -weight lk^2] / T, then the cosines / T added.
+        penalty_q = penalty_k = None
         if lightness is not None and self.lightness is not None and lightness_weight > 0:
-            light_q = F.adaptive_avg_pool2d(lightness.float(), (h, w)).flatten().to(queries.dtype)
-            light_k = self.lightness.to(queries.dtype)
-        ab = queries.new_empty(b * h * w, 2)
-        best = queries.new_empty(b * h * w)
+            lq = F.adaptive_avg_pool2d(lightness.float(), (h, w)).flatten().to(device=feats.device, dtype=dtype)
+            lk = self.lightness.to(device=feats.device, dtype=dtype)
+            weight = lightness_weight / temperature
+            penalty_q = torch.stack([lq.square(), lq, torch.ones_like(lq)], dim=1)
+            penalty_k = torch.stack([torch.full_like(lk, -weight), 2.0 * weight * lk, -weight * lk.square()])
+        # ab and a column of ones: one product gives the weighted sum and the softmax's denominator.
+        values = F.pad(self.ab.to(device=feats.device, dtype=dtype), (0, 1), value=1.0)
+        ab = feats.new_empty(b * h * w, 2, dtype=dtype)
+        best = feats.new_empty(b * h * w, dtype=dtype)
         for start in range(0, queries.shape[0], chunk):
             stop = start + chunk
-            sim = queries[start:stop] @ keys.t()
-            if light_q is not None:
-                sim = sim - lightness_weight * (light_q[start:stop, None] - light_k[None, :]).square()
-            best[start:stop] = sim.max(dim=1).values
-            ab[start:stop] = torch.softmax(sim / temperature, dim=1) @ self.ab.to(queries.dtype)
+            cosines = queries[start:stop] @ keys.t()
+            if penalty_q is None:
+                logits = cosines.to(dtype).div_(temperature)
+            else:
+                logits = (penalty_q[start:stop] @ penalty_k).add_(cosines, alpha=1.0 / temperature)
+            top = logits.amax(dim=1, keepdim=True)
+            best[start:stop] = top[:, 0] * temperature
+            # Floored like the annealed mean's bins (``LOGIT_FLOOR``): far-off matches sit hundreds below the best,
+            # and exponentials in float32's subnormal range run over twenty times slower.
+            sums = logits.sub_(top).clamp_(min=-LOGIT_FLOOR).exp_() @ values
+            ab[start:stop] = sums[:, :2] / sums[:, 2:]
         ab = ab.view(b, h, w, 2).permute(0, 3, 1, 2)
         return ab, best.clamp(0.0, 1.0).view(b, 1, h, w)
 
@@ -384,7 +455,7 @@ def memory_from_lab(encoder, lightness: torch.Tensor, ab: torch.Tensor, *, size:
     grey = pad_for_network(grey_rgb_from_lightness(light))
     param = next(encoder.parameters())
     feats = encoder(grey.to(device=param.device, dtype=dtype or param.dtype), until="relu4_1")
-    keys = match_features(feats)
+    keys = match_features(feats, feats["relu4_1"].dtype)
     fy, fx = valid_features(*target)
     keys = keys[:, :, :fy, :fx]
     return ReferenceMemory.build([keys], [F.adaptive_avg_pool2d(resize(ab.float(), target).to(keys.device), (fy, fx))],
@@ -447,9 +518,9 @@ def reference_memory(encoder, references: list[torch.Tensor], *, size: int = REF
         for i in range(rgb.shape[0]):
             count += 1
             lab = rgb_to_lab(resize(rgb[i : i + 1], render_shape(*rgb.shape[-2:], size)))
-            chroma = float(lab[:, 1:].norm(dim=1).mean())
-            if chroma < GREY_REFERENCE_CHROMA:
-                raise ValueError(f"reference image {count} is grey (mean chroma {chroma:.1f} Lab units): it has no colours "
+            mean_chroma = float(chroma(lab[:, 1:]).mean())
+            if mean_chroma < GREY_REFERENCE_CHROMA:
+                raise ValueError(f"reference image {count} is grey (mean chroma {mean_chroma:.1f} Lab units): it has no colours "
                                  "to lend; give a colour photo")
             memories += [memory_from_lab(encoder, lab[:, :1], lab[:, 1:], size=size, scale=scale, dtype=dtype)
                          for scale in REFERENCE_SCALES]

@@ -83,8 +83,8 @@ class ColourCondition:
         reference = None
         if self.memory is not None or points is not None:
             with record_function("dualgan.reference_matching"):
-                reference = match_guidance(match_features(feats), self.memory, points, lightness,
-                                           lightness_weight=self.lightness_weight)
+                reference = match_guidance(match_features(feats, feats["relu4_1"].dtype), self.memory, points,
+                                           lightness, lightness_weight=self.lightness_weight)
         return guidance_map(size, batch=batch, hint=hints, reference=reference, device=feats["relu2_2"].device)
 
 

@@ -350,10 +350,7 @@ class DualGANRunner:
         """(spread, points): the chunk's hints spread along its picture's lightness ``guide_l`` (0..1, half the
         padded render size; no hints in the padding) as (ab, confidence), and the hints themselves at that size
         as (ab, mask)."""
-        (h_r, w_r), (hp, wp) = plan.render, plan.padded
-        small = hints.resized((h_r, w_r))
-        pad = (0, wp - w_r, 0, hp - h_r)
-        small = HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
+        small = hints.network_half(plan.render, plan.padded)
         small = HintMap(small.ab.to(guide_l.device), small.mask.to(guide_l.device))
         with record_function("dualgan.hint_spreading"):
             spread = spread_hints(small, guide_l, self.hint_range_sigmas, self.hint_space_sigmas)

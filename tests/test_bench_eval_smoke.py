@@ -74,7 +74,7 @@ def test_eval_on_a_mini_data_folder(tmp_path):
     assert report["decoding"] == {"temperature": 0.6, "chroma_radius": 4, "chroma_eps": 0.01, "guided_chroma_radius": 4,
                                   "guided_chroma_eps": 0.001, "hint_range_sigmas": [0.03, 0.08],
                                   "hint_space_sigmas": [0.02, 0.05, 0.1, 0.3, 1.0],
-                                  "reference_lightness_weight": 25.0, "chroma_confidence": 0.0}
+                                  "reference_lightness_weight": 25.0, "dtype": "float32", "chroma_confidence": 0.0}
     assert "TRAINING" in (check / "report.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path / "nowhere")], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
@@ -106,10 +106,10 @@ def test_bench_guided_jobs_and_their_ratio_to_colorize(tmp_path):
 
     weights = write_tiny_weights(tmp_path / "g.safetensors", config=dataclasses.replace(tiny_config(), guided=True))
     proc = subprocess.run([sys.executable, "-m", "bench", "--weights", str(weights), "--quick", "--no-peer", "--jobs",
-                           "colorize,colorize_hints,colorize_reference,colorize_video"], cwd=REPO,
+                           "colorize,colorize_hints,colorize_hints_painted,colorize_reference,colorize_video"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    for job in ("colorize_hints", "colorize_reference", "colorize_video"):
+    for job in ("colorize_hints", "colorize_hints_painted", "colorize_reference", "colorize_video"):
         row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| 64 | 1 | {job} |"))
         assert row.rstrip(" |").endswith("x"), row  # the vs-colorize ratio is filled in
 

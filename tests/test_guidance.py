@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from gan_core.chroma import AbGrid
 from gan_core.color import lightness_ab_to_rgb, rgb_to_lab
@@ -91,6 +92,22 @@ def test_shrinking_hints_averages_the_hints_in_each_pixel(share):
                                     for y in range(40) for x in range(30)))
 
 
+@pytest.mark.parametrize("share", [0.001, 0.5])  # a few dots (summed hint by hint) and painted areas (whole map)
+@pytest.mark.parametrize("render, padded", [((301, 207), (304, 208)), ((150, 103), (152, 104))])
+def test_hints_reach_the_network_on_the_cells_of_the_render_size_halved(share, render, padded):
+    g = torch.Generator().manual_seed(1)
+    mask = (torch.rand(1, 1, 301, 207, generator=g) < share).float()
+    hints = HintMap(torch.tensor([25.0, -40.0]).view(1, 2, 1, 1) * mask, mask)
+    half = hints.network_half(render, padded)
+    pad = (0, padded[1] - render[1], 0, padded[0] - render[0])
+    at_render = hints.resized(render)
+    two_steps = HintMap(F.pad(at_render.ab, pad), F.pad(at_render.mask, pad)).resized((padded[0] // 2, padded[1] // 2))
+    assert half.mask.shape[-2:] == (padded[0] // 2, padded[1] // 2)
+    assert half.count() > 0
+    assert torch.equal(half.mask, two_steps.mask)
+    assert torch.allclose(half.ab, two_steps.ab, atol=1e-4)
+
+
 def test_a_hint_spreads_along_its_region_and_stops_at_an_edge():
     lightness = torch.zeros(1, 1, 96, 128)
     lightness[..., :48, :] = 0.8  # sky
@@ -166,6 +183,38 @@ def test_match_reference_runs_on_encoder_features_in_chunks():
         chunked = match_reference(feats, [feats, feats], [torch.randn(1, 2, 64, 48)] * 2, chunk=5)
     assert whole[0].shape == (1, 2, 8, 6) and whole[1].shape == (1, 1, 8, 6)
     assert torch.allclose(whole[1], chunked[1])
+
+
+def test_matching_in_the_networks_16_bit_features_keeps_the_float32_colours():
+    from gan_core.guidance import match_features
+
+    torch.manual_seed(0)
+    feats = {"relu3_3": torch.rand(1, 16, 16, 24) * torch.rand(1, 16, 1, 1),
+             "relu4_1": torch.rand(1, 32, 8, 12) * torch.rand(1, 32, 1, 1)}
+    keys = match_features(feats)
+    half = match_features({k: v.bfloat16() for k, v in feats.items()}, torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and torch.allclose(keys.norm(dim=1), torch.ones(1, 8, 12), atol=1e-5)
+    assert (half.float() - keys).abs().max() < 0.01
+    memory = ReferenceMemory.build([keys[..., :6]], [torch.randn(1, 2, 8, 6) * 30])
+    ab, confidence = memory.match(keys, temperature=0.05)
+    ab16, confidence16 = memory.match(half, temperature=0.05)
+    assert ab16.dtype == torch.float32 and confidence16.dtype == torch.float32
+    assert (ab16 - ab).abs().mean() < 0.5 and (confidence16 - confidence).abs().max() < 0.01
+
+
+def test_the_guidance_gate_is_one_convolution_over_features_and_guidance():
+    torch.manual_seed(0)
+    model = DualGAN(dataclasses.replace(tiny_config(), guided=True)).eval()
+    decoder = model.color_decoder
+    with torch.no_grad():
+        decoder.guide_gate.weight.normal_()
+        decoder.guide_gate.bias.normal_()
+        x = torch.randn(2, decoder.guide_gate.in_channels - 6, 8, 8)
+        guide = torch.rand(2, 6, 8, 8)
+        weights, _ = decoder.guidance_logits(x, guide)
+        gates = decoder.guide_gate(torch.cat([x, guide], dim=1))
+    hint_w, ref_w = guide[:, 2:3] * gates[:, 0:1], guide[:, 5:6] * gates[:, 1:2]
+    assert torch.allclose(weights[:, 2:], hint_w + ref_w, atol=1e-5)
 
 
 def test_guided_decoder_starts_as_the_unguided_one():

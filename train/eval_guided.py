@@ -32,7 +32,7 @@ import torch
 from PIL import ImageDraw
 from tqdm import tqdm
 
-from gan_core.color import grey_rgb_from_lightness, lightness_ab_to_rgb, rgb_to_lab
+from gan_core.color import chroma, grey_rgb_from_lightness, lightness_ab_to_rgb, rgb_to_lab
 from gan_core.geometry import resize
 from gan_core.guidance import GREY_REFERENCE_CHROMA
 
@@ -245,7 +245,7 @@ def evaluate_guided(runner, data: Path, records: list[dict], *, pairs: dict[str,
         if name in pairs:
             references["reference_c"] = load_image(data / pairs[name], size)
         for condition, reference in references.items():
-            if float(rgb_to_lab(reference)[:, 1:].norm(dim=1).mean()) < GREY_REFERENCE_CHROMA:
+            if float(chroma(rgb_to_lab(reference)[:, 1:]).mean()) < GREY_REFERENCE_CHROMA:
                 skipped[condition] = skipped.get(condition, 0) + 1  # a grey photo has no colours to lend
                 continue
             base = baselines.reference_baseline(encoder, grey, [reference])

@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
+from gan_core.precision import choose_dtype, prepare
 from gan_core.runner import DualGANRunner
 from gan_core.weights import load_weights
 
@@ -23,6 +26,9 @@ def add_model_arguments(p, *, out: Path, out_help: str) -> None:
     p.add_argument("--data", type=Path, required=True, help="the folder made by `python -m train fetch-data`")
     p.add_argument("--out", type=Path, default=out, help=out_help)
     p.add_argument("--render-size", type=int, default=512, help="the colour network's render size (default 512)")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "auto"), default="fp32",
+                   help="the precision the network runs in: fp32 (default: the same figures on every machine) or "
+                        "what the nodes and the CLI pick on this CPU (auto: bf16 where the CPU has native bf16)")
 
 
 def add_decoding_arguments(p) -> None:
@@ -70,6 +76,9 @@ def load_runner(args, chroma_confidence: float | None = None) -> tuple[DualGANRu
     weights = Path(args.weights)
     model, info = load_weights(weights)
     with_decoding(model, annealed_temperature=args.temperature, chroma_confidence=chroma_confidence)
+    if getattr(args, "dtype", "fp32") != "fp32":
+        cpu = torch.device("cpu")
+        model = prepare(model, cpu, choose_dtype(args.dtype, cpu))
     runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps,
                            guided_chroma_radius=args.guided_chroma_radius, guided_chroma_eps=args.guided_chroma_eps,
                            hint_range_sigmas=tuple(args.hint_range_sigmas), hint_space_sigmas=tuple(args.hint_space_sigmas),
@@ -83,7 +92,8 @@ def decoding_settings(runner: DualGANRunner) -> dict:
                 "chroma_eps": runner.chroma_eps, "guided_chroma_radius": runner.guided_chroma_radius,
                 "guided_chroma_eps": runner.guided_chroma_eps, "hint_range_sigmas": list(runner.hint_range_sigmas),
                 "hint_space_sigmas": list(runner.hint_space_sigmas),
-                "reference_lightness_weight": runner.reference_lightness_weight}
+                "reference_lightness_weight": runner.reference_lightness_weight,
+                "dtype": str(runner.dtype).removeprefix("torch.")}
     if "chroma_confidence" in config_fields(runner.model):
         settings["chroma_confidence"] = config.chroma_confidence
     return settings

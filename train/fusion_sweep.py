@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
+from gan_core.color import chroma, grey_rgb_from_lightness, rgb_to_lab
 from gan_core.guidance import GREY_REFERENCE_CHROMA, GuidanceFusion
 
 from . import metrics
@@ -94,7 +94,7 @@ def sweep(runner, data: Path, *, photos: int, size: int = SIZE, render_size: int
     for rec in tqdm(records, desc="sweep", disable=not progress):
         real = load_image(data / rec["file"], size)
         lab = rgb_to_lab(real)
-        if float(lab[:, 1:].norm(dim=1).mean()) < 2 * GREY_REFERENCE_CHROMA:
+        if float(chroma(lab[:, 1:]).mean()) < 2 * GREY_REFERENCE_CHROMA:
             continue
         grey = grey_rgb_from_lightness(lab[:, :1])
         grey_psnr = float(metrics.psnr(grey, real))

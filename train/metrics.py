@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from gan_core.color import rgb_to_lab
+from gan_core.color import chroma, rgb_to_lab
 
 BROWN_HUES = (20.0, 90.0)  # degrees in the Lab ab plane: orange, brown, ochre, sepia
 BROWN_SHARE = 0.7  # an image has a brown cast when this share of its coloured pixels has such a hue
@@ -126,7 +126,7 @@ def flicker(frames_ab: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
         raise ValueError(f"a shift of {shift} leaves no overlap between {h} x {w} frames")
     cur = frames_ab[:-1, :, max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)]
     nxt = frames_ab[1:, :, max(-dy, 0): h + min(-dy, 0), max(-dx, 0): w + min(-dx, 0)]
-    return (cur - nxt).norm(dim=1).flatten()
+    return chroma(cur - nxt).flatten()
 
 
 def mean(values: list[float]) -> float:
