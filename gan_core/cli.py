@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--saturation", type=float, default=1.0, help="colour strength: 0 grey, 1 as predicted (default), 2 twice")
     p.add_argument("--palette", help="an image whose overall colours steer the result")
     p.add_argument("--hints", help="colour hints: an RGBA image whose opaque pixels are hints, or an RGB image (e.g. strokes "
-                   "painted over the photo) whose clearly coloured pixels are; scaled to each input")
+                   "painted over the photo) whose painted, clearly coloured pixels are; scaled to each input")
     p.add_argument("--reference", action="append", metavar="FILE",
                    help="a colour photo to borrow colours from, region by region (repeatable: all are one memory)")
     p.add_argument("--video", action="store_true",

@@ -129,8 +129,9 @@ def luminance(rgb: torch.Tensor, grey: bool = False) -> torch.Tensor:
 
 
 def chroma(ab: torch.Tensor) -> torch.Tensor:
-    """The chroma |ab| (B x 1 x H x W) of ab maps (B x 2 x H x W). ``torch.hypot`` of the two channels: a vector norm
-    over a two-channel dimension takes a generic strided reduction, over a hundred times slower on the CPU."""
+    """The chroma |ab| of ab values along dimension 1 (B x 2 x H x W maps give B x 1 x H x W, N x 2 rows N x 1).
+    ``torch.hypot`` of the two: a vector norm over a two-entry dimension takes a generic strided reduction, over a
+    hundred times slower on the CPU."""
     return torch.hypot(ab[:, 0:1], ab[:, 1:2])
 
 

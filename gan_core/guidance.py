@@ -33,7 +33,6 @@ import torch.nn.functional as F
 
 from .chroma import LOGIT_FLOOR
 from .color import chroma, grey_rgb_from_lightness, rgb_to_lab
-from .fullres import strips
 from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
 
 logger = logging.getLogger(__name__)
@@ -67,7 +66,8 @@ REFERENCE_SCALES = (1.0, 1.4)
 SPARSE_HINTS_SHARE = 16  # hint maps with fewer than 1 in this many pixels set are shrunk hint by hint
 GREY_REFERENCE_CHROMA = 2.0  # a reference whose mean chroma is below this (Lab units) has no colour to give
 TINT_PIXELS = 1 << 16  # about how many pixels of a picture its mean tint is measured on
-HINT_STRIP_PIXELS = 1 << 18  # pixels of a painted hints picture converted to Lab at once
+HINT_STRIP_PIXELS = 1 << 18  # hint pixels converted to Lab at once
+PAINT_TOLERANCE = 1.5 / 255.0  # a hints picture's pixel is painted on where a channel differs from the picture's by more
 
 
 @dataclass
@@ -167,9 +167,10 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
 
     ``hints_rgb`` (B x 3 or 4 x H x W, 0..1) is scaled to ``image_rgb``'s size when it differs. With a
     ``mask`` (B x 1 x H x W or B x H x W, any size), pixels where it exceeds 0.5 are hints; an RGBA
-    hints image's alpha acts as the mask; otherwise a pixel is a hint where its chroma lies more than
-    ``threshold`` Lab units from the image's own mean tint (so strokes painted over a grey or sepia scan
-    count, and JPEG noise does not)."""
+    hints image's alpha acts as the mask; otherwise a pixel is a hint where it was painted on (a channel differs
+    from the image's by more than ``PAINT_TOLERANCE``) and its chroma lies more than ``threshold`` Lab units from
+    the image's own mean tint (so strokes painted over a grey or sepia scan count, and JPEG noise and the scan's
+    own tones do not)."""
     if hints_rgb.ndim != 4 or hints_rgb.shape[1] not in (3, 4):
         raise ValueError(f"the hints image must be B x 3 (RGB) or B x 4 (RGBA) x H x W, got {tuple(hints_rgb.shape)}")
     if hints_rgb.shape[0] not in (1, image_rgb.shape[0]):
@@ -185,16 +186,11 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         # shrunk copy would average colours before the nonlinear conversion) to a fraction of a Lab unit.
         step = max(1, math.isqrt(size[0] * size[1] // TINT_PIXELS))
         tint = rgb_to_lab(image_rgb[..., ::step, ::step].float())[:, 1:].mean(dim=(2, 3), keepdim=True)
-        batch = max(hints_rgb.shape[0], tint.shape[0])
-        ab = hints_rgb.new_empty(batch, 2, *size, dtype=torch.float32)
-        selected = hints_rgb.new_empty(batch, 1, *size, dtype=torch.float32)
-        # Strip by strip: the Lab conversion's temporaries stay a few MB instead of several copies of the picture.
-        for top, bottom in strips(*size, HINT_STRIP_PIXELS):
-            strip = rgb_to_lab(_clean(hints_rgb[:, :3, top:bottom]))[:, 1:]
-            found = (chroma(strip - tint) > threshold).float()
-            torch.mul(strip, found, out=ab[:, :, top:bottom])
-            selected[:, :, top:bottom] = found
-        return HintMap(ab, selected)
+        # Only pixels painted on (a channel differs from the picture's) can be hints: strokes over a copy of the
+        # scan leave every other pixel as it was, and the scan's own tones (a sepia print is paler in its
+        # highlights) are not the user's colours.
+        painted = (hints_rgb[:, :3].float() - image_rgb.float()).abs_().amax(dim=1, keepdim=True) > PAINT_TOLERANCE
+        return _hints_at(hints_rgb, painted, tint[:, :, 0, 0], threshold)
     mask = mask.float()
     if mask.ndim == 3:
         mask = mask[:, None]
@@ -204,14 +200,29 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         raise ValueError(f"the hint mask batch has {mask.shape[0]} masks; give 1 or one per image ({image_rgb.shape[0]})")
     if tuple(mask.shape[-2:]) != size:
         mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-    selected = mask > 0.5
+    return _hints_at(hints_rgb, mask > 0.5)
+
+
+def _hints_at(hints_rgb: torch.Tensor, selected: torch.Tensor, tint: torch.Tensor | None = None,
+              threshold: float = HINT_THRESHOLD) -> HintMap:
+    """The hints at the ``selected`` pixels (B x 1 x H x W, bool) of ``hints_rgb`` (1 or B pictures), in their own
+    colours; with a ``tint`` (1 or B x 2), only those whose colour lies more than ``threshold`` Lab units from it.
+    Only these pixels are converted to Lab (a few strokes of a large picture), ``HINT_STRIP_PIXELS`` at a time."""
     batch = max(selected.shape[0], hints_rgb.shape[0])
-    # Only the marked pixels' colours are converted to Lab: a mask marks a few strokes of a large picture.
-    b, _, ys, xs = selected.expand(batch, -1, -1, -1).nonzero(as_tuple=True)
-    colours = _clean(hints_rgb[b.clamp(max=hints_rgb.shape[0] - 1), :3, ys, xs])  # N x 3
-    ab = hints_rgb.new_zeros(batch, 2, *size, dtype=torch.float32)
-    ab[b, :, ys, xs] = rgb_to_lab(colours.t()[None, :, :, None])[0, 1:, :, 0].t()
-    return HintMap(ab, selected.expand(batch, -1, -1, -1).float())
+    selected = selected.expand(batch, -1, -1, -1)
+    b, _, ys, xs = selected.nonzero(as_tuple=True)
+    ab = torch.zeros(batch, 2, *selected.shape[-2:], device=hints_rgb.device)
+    mask = torch.zeros(batch, 1, *selected.shape[-2:], device=hints_rgb.device)
+    for start in range(0, b.numel(), HINT_STRIP_PIXELS):
+        pb, py, px = (t[start : start + HINT_STRIP_PIXELS] for t in (b, ys, xs))
+        colours = _clean(hints_rgb[pb.clamp(max=hints_rgb.shape[0] - 1), :3, py, px])  # N x 3
+        values = rgb_to_lab(colours.t()[None, :, :, None])[0, 1:, :, 0].t()  # N x 2
+        if tint is not None:
+            keep = (chroma(values - tint[pb.clamp(max=tint.shape[0] - 1)]) > threshold)[:, 0]
+            pb, py, px, values = pb[keep], py[keep], px[keep], values[keep]
+        ab[pb, :, py, px] = values
+        mask[pb, 0, py, px] = 1.0
+    return HintMap(ab, mask)
 
 
 def hints_or_none(hints_rgb: torch.Tensor | None, image_rgb: torch.Tensor, mask: torch.Tensor | None = None, *,

@@ -24,9 +24,10 @@ TEMPORAL_TOOLTIP = ("For video frames in one batch: above 0, the batch is treate
                     "carries colour over where the picture did not change, to stop flicker. 0 = every image on its "
                     "own (unrelated images never borrow each other's colours).")
 HINTS_TOOLTIP = ("Optional: the picture with colour strokes or dots painted where you know the colour (the sky blue, "
-                 "a coat navy). Without hint_mask, a pixel counts as a hint where its colour stands clearly apart "
-                 "from the picture's own tint (more than 6 Lab units), so strokes painted over a grey or sepia scan "
-                 "in any editor work and JPEG noise does not. Each hint spreads over the region it belongs to, and "
+                 "a coat navy). Without hint_mask, a pixel counts as a hint where you painted on it (it differs from "
+                 "the picture) and its colour stands clearly apart from the picture's own tint (more than 6 Lab "
+                 "units), so strokes painted over a grey or sepia scan in any editor work, and JPEG noise and the "
+                 "scan's own tones do not. Each hint spreads over the region it belongs to, and "
                  "also colours other parts of the picture that look like that region. "
                  "One picture for the whole batch, or one per image. Needs weights trained with guided colour.")
 HINT_MASK_TOOLTIP = ("Optional: marks which pixels of hints are hints (white = hint), e.g. the MASK of Load Image "

@@ -44,6 +44,21 @@ def test_strokes_on_a_sepia_scan_are_hints_and_jpeg_noise_is_not():
     assert hints.ab[0, 1, 12, 25] < -35
 
 
+def test_only_painted_pixels_are_hints_not_a_sepia_prints_own_tones():
+    gen = torch.Generator().manual_seed(1)
+    lightness = 5 + 90 * torch.rand(1, 1, 40, 50, generator=gen)
+    # A sepia print: warm in the shadows, almost neutral in the highlights, so its own tones lie up to ~25 Lab
+    # units from its mean tint.
+    warmth = (100 - lightness) / 100
+    scan = lightness_ab_to_rgb(lightness, torch.cat([8 * warmth, 30 * warmth], dim=1))
+    assert hints_from_image(scan, scan).count() == 0
+    assert hints_from_image(torch.rand(1, 3, 40, 50, generator=gen), scan).count() > 1000  # another picture: its colours
+    painted = scan.clone()
+    painted[:, :, 5:8, 5:15] = torch.tensor([0.1, 0.3, 0.9]).view(1, 3, 1, 1)
+    hints = hints_from_image(painted, scan)
+    assert hints.count() == 30 and hints.mask[0, 0, 5:8, 5:15].all()
+
+
 def test_alpha_and_explicit_masks_mark_hints_and_other_sizes_are_scaled():
     image = torch.full((1, 3, 32, 32), 0.5)
     rgba = torch.zeros(1, 4, 16, 16)
