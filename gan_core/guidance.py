@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .chroma import LOGIT_FLOOR
 from .color import chroma, grey_rgb_from_lightness, rgb_to_lab
+from .fullres import strips
 from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
 
 logger = logging.getLogger(__name__)
@@ -189,7 +190,11 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         # Only pixels painted on (a channel differs from the picture's) can be hints: strokes over a copy of the
         # scan leave every other pixel as it was, and the scan's own tones (a sepia print is paler in its
         # highlights) are not the user's colours.
-        painted = (hints_rgb[:, :3].float() - image_rgb.float()).abs_().amax(dim=1, keepdim=True) > PAINT_TOLERANCE
+        painted = torch.empty(max(hints_rgb.shape[0], image_rgb.shape[0]), 1, *size, dtype=torch.bool,
+                              device=hints_rgb.device)
+        for top, bottom in strips(*size, HINT_STRIP_PIXELS):  # strip by strip, so the differences stay in the cache
+            difference = hints_rgb[:, :3, top:bottom].float() - image_rgb[:, :, top:bottom].float()
+            torch.gt(difference.abs_().amax(dim=1, keepdim=True), PAINT_TOLERANCE, out=painted[:, :, top:bottom])
         return _hints_at(hints_rgb, painted, tint[:, :, 0, 0], threshold)
     mask = mask.float()
     if mask.ndim == 3:
