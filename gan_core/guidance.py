@@ -71,40 +71,80 @@ HINT_STRIP_PIXELS = 1 << 18  # hint pixels converted to Lab at once
 PAINT_TOLERANCE = 1.5 / 255.0  # a hints picture's pixel is painted on where a channel differs from the picture's by more
 
 
-@dataclass
 class HintMap:
-    """Colour hints at an image's resolution: ``ab`` (B x 2 x H x W, Lab units) where ``mask`` (B x 1 x H x W) is 1."""
+    """Colour hints at an image's resolution: ``ab`` (B x 2 x H x W, Lab units) where ``mask`` (B x 1 x H x W) is 1.
 
-    ab: torch.Tensor
-    mask: torch.Tensor
+    Built from those two maps, or from the hinted pixels alone (``from_pixels``): a few strokes on a large picture
+    then cost no full-size maps, and ``ab`` and ``mask`` are filled in only when something asks for them."""
 
-    def __post_init__(self) -> None:
-        if self.ab.ndim != 4 or self.ab.shape[1] != 2 or self.mask.ndim != 4 or self.mask.shape[1] != 1:
-            raise ValueError(f"hints must be B x 2 x H x W ab with a B x 1 x H x W mask, got {tuple(self.ab.shape)} "
-                             f"and {tuple(self.mask.shape)}")
-        if self.ab.shape[0] != self.mask.shape[0] or self.ab.shape[-2:] != self.mask.shape[-2:]:
-            raise ValueError(f"the hint colours {tuple(self.ab.shape)} and the hint mask {tuple(self.mask.shape)} differ in size")
+    def __init__(self, ab: torch.Tensor, mask: torch.Tensor) -> None:
+        if ab.ndim != 4 or ab.shape[1] != 2 or mask.ndim != 4 or mask.shape[1] != 1:
+            raise ValueError(f"hints must be B x 2 x H x W ab with a B x 1 x H x W mask, got {tuple(ab.shape)} "
+                             f"and {tuple(mask.shape)}")
+        if ab.shape[0] != mask.shape[0] or ab.shape[-2:] != mask.shape[-2:]:
+            raise ValueError(f"the hint colours {tuple(ab.shape)} and the hint mask {tuple(mask.shape)} differ in size")
+        self._maps: tuple[torch.Tensor, torch.Tensor] | None = (ab, mask)
+        self._pixels: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.shape = (ab.shape[0], *ab.shape[-2:])  # B, H, W
+
+    @classmethod
+    def from_pixels(cls, shape: tuple[int, int, int], image: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor,
+                    ab: torch.Tensor) -> "HintMap":
+        """Hints at pixels (``image``, ``rows``, ``columns``: N indices each) with colours ``ab`` (N x 2), in maps of
+        ``shape`` (B, H, W); each pixel at most once."""
+        hints = cls.__new__(cls)
+        hints._maps = None
+        hints.shape = tuple(shape)
+        hints._pixels = (image, rows * shape[2] + columns, ab.float(), torch.ones_like(ab[:, 0], dtype=torch.float32))
+        return hints
+
+    def _dense(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._maps is None:
+            b, flat, values, weight = self._pixels
+            batch, height, width = self.shape
+            ab = values.new_zeros(batch, 2, height * width)
+            mask = values.new_zeros(batch, 1, height * width)
+            ab[b, :, flat] = values
+            mask[b, 0, flat] = weight
+            self._maps = (ab.view(batch, 2, height, width), mask.view(batch, 1, height, width))
+        return self._maps
+
+    @property
+    def ab(self) -> torch.Tensor:
+        return self._dense()[0]
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self._dense()[1]
 
     @property
     def batch(self) -> int:
-        return self.ab.shape[0]
+        return self.shape[0]
 
     def count(self) -> int:
+        if self._maps is None:
+            return int((self._pixels[3] > 0).sum())
         return int((self.mask > 0).sum())
 
     def select(self, start: int, stop: int) -> "HintMap":
         """The hints of images start..stop (a single shared hint map serves every image)."""
         if self.batch == 1:
             return self
-        return HintMap(self.ab[start:stop], self.mask[start:stop])
+        if self._maps is not None:
+            return HintMap(self.ab[start:stop], self.mask[start:stop])
+        b, flat, values, _ = self._pixels
+        keep = (b >= start) & (b < stop)
+        width = self.shape[2]
+        return HintMap.from_pixels((min(stop, self.batch) - start, *self.shape[1:]), b[keep] - start,
+                                   flat[keep] // width, flat[keep] % width, values[keep])
 
     def resized(self, size: tuple[int, int]) -> "HintMap":
         """The hints at another size. Shrinking gives each pixel the mean colour of the hints that fall into it
         (a source pixel falls into exactly one) and keeps it as a hint when any does, so one-pixel dots survive a
         large reduction."""
-        if tuple(self.mask.shape[-2:]) == tuple(size):
+        if tuple(self.shape[1:]) == tuple(size):
             return self
-        if size[0] <= self.mask.shape[-2] and size[1] <= self.mask.shape[-1]:
+        if size[0] <= self.shape[1] and size[1] <= self.shape[2]:
             return self._shrunk(size, tuple(size))
         ab = F.interpolate(self.ab.float(), size=size, mode="nearest")
         return HintMap(ab, F.interpolate(self.mask.float(), size=size, mode="nearest"))
@@ -115,7 +155,7 @@ class HintMap:
         straight from the hints' own size onto the half-size cells: the same cells as shrinking to the render
         size and then halving, in one pass over the hints."""
         (h_r, w_r), (hp, wp) = render, padded
-        if h_r > self.mask.shape[-2] or w_r > self.mask.shape[-1]:
+        if h_r > self.shape[1] or w_r > self.shape[2]:
             small = self.resized(render)
             pad = (0, wp - w_r, 0, hp - h_r)
             return HintMap(F.pad(small.ab, pad), F.pad(small.mask, pad)).resized((hp // 2, wp // 2))
@@ -124,20 +164,23 @@ class HintMap:
     def _shrunk(self, size: tuple[int, int], covered: tuple[float, float]) -> "HintMap":
         """The hints shrunk onto the top-left ``covered`` (rows, columns, possibly half-integers) of a ``size`` map;
         the rest of the map holds no hints."""
-        (height, width), (h, w) = self.mask.shape[-2:], size
+        (_, height, width), (h, w) = self.shape, size
         # Source row y falls into row floor(y * covered / height): with covered = rows / 2, as integers,
         # y * 2 covered // (2 height).
         rows, columns = (round(2 * c) for c in covered)
-        mask = self.mask.float().flatten(1)  # B x HW
         # Hints are usually a few strokes or dots: summing only the hint pixels skips the full-size passes
         # over the whole map, which cost more than the rest of the hints' work at 12 MP.
-        b, p = mask.nonzero(as_tuple=True)
-        if p.numel() * SPARSE_HINTS_SHARE > mask.numel():
-            return self._shrunk_dense(size, rows, columns)
+        if self._pixels is None:
+            ab_map, mask_map = self._maps
+            flat = mask_map.float().flatten(1)  # B x HW
+            b, p = flat.nonzero(as_tuple=True)
+            if p.numel() * SPARSE_HINTS_SHARE > flat.numel():
+                return self._shrunk_dense(size, rows, columns)
+            self._pixels = (b, p, ab_map.float().flatten(2)[b, :, p], flat[b, p])
+        b, p, ab, weight = self._pixels
         cell = (p // width * rows // (2 * height)) * w + (p % width * columns // (2 * width))
-        weight = mask[b, p].unsqueeze(1)
-        values = torch.cat([self.ab.float().flatten(2)[b, :, p] * weight, weight], dim=1)  # N x 3
-        sums = mask.new_zeros(mask.shape[0], h * w, 3).index_put_((b, cell), values, accumulate=True)
+        values = torch.cat([ab * weight[:, None], weight[:, None]], dim=1)  # N x 3
+        sums = ab.new_zeros(self.batch, h * w, 3).index_put_((b, cell), values, accumulate=True)
         return _hints_from_sums(sums.transpose(1, 2).reshape(-1, 3, h, w))
 
     def _shrunk_dense(self, size: tuple[int, int], rows: int, columns: int) -> "HintMap":
@@ -189,13 +232,16 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         tint = rgb_to_lab(image_rgb[..., ::step, ::step].float())[:, 1:].mean(dim=(2, 3), keepdim=True)
         # Only pixels painted on (a channel differs from the picture's) can be hints: strokes over a copy of the
         # scan leave every other pixel as it was, and the scan's own tones (a sepia print is paler in its
-        # highlights) are not the user's colours.
-        painted = torch.empty(max(hints_rgb.shape[0], image_rgb.shape[0]), 1, *size, dtype=torch.bool,
-                              device=hints_rgb.device)
-        for top, bottom in strips(*size, HINT_STRIP_PIXELS):  # strip by strip, so the differences stay in the cache
+        # highlights) are not the user's colours. Strip by strip, so the differences stay in the cache.
+        batch = max(hints_rgb.shape[0], image_rgb.shape[0])
+        found = []
+        for top, bottom in strips(*size, HINT_STRIP_PIXELS):
             difference = hints_rgb[:, :3, top:bottom].float() - image_rgb[:, :, top:bottom].float()
-            torch.gt(difference.abs_().amax(dim=1, keepdim=True), PAINT_TOLERANCE, out=painted[:, :, top:bottom])
-        return _hints_at(hints_rgb, painted, tint[:, :, 0, 0], threshold)
+            painted = difference.abs_().amax(dim=1) > PAINT_TOLERANCE  # B x rows x W
+            b, y, x = painted.expand(batch, -1, -1).nonzero(as_tuple=True)
+            found.append((b, y + top, x))
+        b, y, x = (torch.cat(parts) for parts in zip(*found))
+        return _hints_at(hints_rgb, (batch, *size), b, y, x, tint[:, :, 0, 0], threshold)
     mask = mask.float()
     if mask.ndim == 3:
         mask = mask[:, None]
@@ -205,29 +251,28 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
         raise ValueError(f"the hint mask batch has {mask.shape[0]} masks; give 1 or one per image ({image_rgb.shape[0]})")
     if tuple(mask.shape[-2:]) != size:
         mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-    return _hints_at(hints_rgb, mask > 0.5)
+    batch = max(mask.shape[0], hints_rgb.shape[0])
+    b, _, y, x = (mask > 0.5).expand(batch, -1, -1, -1).nonzero(as_tuple=True)
+    return _hints_at(hints_rgb, (batch, *size), b, y, x)
 
 
-def _hints_at(hints_rgb: torch.Tensor, selected: torch.Tensor, tint: torch.Tensor | None = None,
-              threshold: float = HINT_THRESHOLD) -> HintMap:
-    """The hints at the ``selected`` pixels (B x 1 x H x W, bool) of ``hints_rgb`` (1 or B pictures), in their own
-    colours; with a ``tint`` (1 or B x 2), only those whose colour lies more than ``threshold`` Lab units from it.
-    Only these pixels are converted to Lab (a few strokes of a large picture), ``HINT_STRIP_PIXELS`` at a time."""
-    batch = max(selected.shape[0], hints_rgb.shape[0])
-    selected = selected.expand(batch, -1, -1, -1)
-    b, _, ys, xs = selected.nonzero(as_tuple=True)
-    ab = torch.zeros(batch, 2, *selected.shape[-2:], device=hints_rgb.device)
-    mask = torch.zeros(batch, 1, *selected.shape[-2:], device=hints_rgb.device)
+def _hints_at(hints_rgb: torch.Tensor, shape: tuple[int, int, int], b: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
+              tint: torch.Tensor | None = None, threshold: float = HINT_THRESHOLD) -> HintMap:
+    """The hints at pixels (``b``, ``y``, ``x``) of ``hints_rgb`` (1 or B pictures), in their own colours, as a
+    ``HintMap`` of ``shape`` (B, H, W); with a ``tint`` (1 or B x 2), only those whose colour lies more than
+    ``threshold`` Lab units from it. Only these pixels are converted to Lab, ``HINT_STRIP_PIXELS`` at a time."""
+    kept = []
     for start in range(0, b.numel(), HINT_STRIP_PIXELS):
-        pb, py, px = (t[start : start + HINT_STRIP_PIXELS] for t in (b, ys, xs))
+        pb, py, px = (t[start : start + HINT_STRIP_PIXELS] for t in (b, y, x))
         colours = _clean(hints_rgb[pb.clamp(max=hints_rgb.shape[0] - 1), :3, py, px])  # N x 3
         values = rgb_to_lab(colours.t()[None, :, :, None])[0, 1:, :, 0].t()  # N x 2
         if tint is not None:
             keep = (chroma(values - tint[pb.clamp(max=tint.shape[0] - 1)]) > threshold)[:, 0]
             pb, py, px, values = pb[keep], py[keep], px[keep], values[keep]
-        ab[pb, :, py, px] = values
-        mask[pb, 0, py, px] = 1.0
-    return HintMap(ab, mask)
+        kept.append((pb, py, px, values))
+    if not kept:
+        kept.append((b, y, x, hints_rgb.new_zeros(0, 2, dtype=torch.float32)))
+    return HintMap.from_pixels(shape, *(torch.cat(parts) for parts in zip(*kept)))
 
 
 def hints_or_none(hints_rgb: torch.Tensor | None, image_rgb: torch.Tensor, mask: torch.Tensor | None = None, *,

@@ -107,6 +107,20 @@ def test_shrinking_hints_averages_the_hints_in_each_pixel(share):
                                     for y in range(40) for x in range(30)))
 
 
+def test_hints_from_pixels_are_the_hints_of_their_maps():
+    g = torch.Generator().manual_seed(2)
+    ab = torch.randn(2, 2, 30, 40, generator=g) * 30
+    mask = (torch.rand(2, 1, 30, 40, generator=g) < 0.05).float()
+    dense = HintMap(ab * mask, mask)
+    b, _, y, x = mask.nonzero(as_tuple=True)
+    sparse = HintMap.from_pixels((2, 30, 40), b, y, x, ab[b, :, y, x])
+    assert sparse.count() == dense.count() and sparse.batch == 2
+    assert torch.equal(sparse.mask, dense.mask) and torch.equal(sparse.ab, dense.ab)
+    for small, reference in ((sparse.network_half((30, 40), (32, 40)), dense.network_half((30, 40), (32, 40))),
+                             (sparse.select(1, 2).resized((7, 9)), dense.select(1, 2).resized((7, 9)))):
+        assert torch.equal(small.mask, reference.mask) and torch.allclose(small.ab, reference.ab)
+
+
 @pytest.mark.parametrize("share", [0.001, 0.5])  # a few dots (summed hint by hint) and painted areas (whole map)
 @pytest.mark.parametrize("render, padded", [((301, 207), (304, 208)), ((150, 103), (152, 104))])
 def test_hints_reach_the_network_on_the_cells_of_the_render_size_halved(share, render, padded):
