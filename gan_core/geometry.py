@@ -40,7 +40,12 @@ def check_image(image: torch.Tensor, what: str = "image") -> torch.Tensor:
     low, high = torch.aminmax(image)
     if low >= 0.0 and high <= 1.0:
         return image
-    return torch.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
+    return clean_rgb(image)
+
+
+def clean_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """Colour values as float32 in 0..1: NaN read as 0, infinities clipped."""
+    return torch.nan_to_num(rgb.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp_(0.0, 1.0)
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from .chroma import LOGIT_FLOOR
 from .color import chroma, grey_rgb_from_lightness, rgb_to_lab
 from .fullres import strips
-from .geometry import check_image, pad_for_network, render_shape, resize, valid_features
+from .geometry import check_image, clean_rgb, pad_for_network, render_shape, resize, valid_features
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +200,6 @@ def _hints_from_sums(sums: torch.Tensor) -> HintMap:
     return HintMap(sums[:, :2] / weight.clamp_min(1e-12) * found, found.float())
 
 
-def _clean(rgb: torch.Tensor) -> torch.Tensor:
-    """Colours as float32 in 0..1, NaN read as black."""
-    return torch.nan_to_num(rgb.float(), nan=0.0).clamp_(0.0, 1.0)
-
-
 def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: torch.Tensor | None = None,
                      threshold: float = HINT_THRESHOLD) -> HintMap:
     """Colour hints painted on a picture.
@@ -222,21 +217,21 @@ def hints_from_image(hints_rgb: torch.Tensor, image_rgb: torch.Tensor, mask: tor
     image_rgb = check_image(image_rgb)
     size = tuple(image_rgb.shape[-2:])
     if tuple(hints_rgb.shape[-2:]) != size:
-        hints_rgb = F.interpolate(_clean(hints_rgb), size=size, mode="bilinear", align_corners=False)
+        hints_rgb = F.interpolate(clean_rgb(hints_rgb), size=size, mode="bilinear", align_corners=False)
     if mask is None and hints_rgb.shape[1] == 4:
         mask = hints_rgb[:, 3:]
     if mask is None:
         # The tint is a mean over pixels: every step-th pixel of every step-th row estimates it without bias (a
         # shrunk copy would average colours before the nonlinear conversion) to a fraction of a Lab unit.
         step = max(1, math.isqrt(size[0] * size[1] // TINT_PIXELS))
-        tint = rgb_to_lab(image_rgb[..., ::step, ::step].float())[:, 1:].mean(dim=(2, 3), keepdim=True)
+        tint = rgb_to_lab(image_rgb[..., ::step, ::step])[:, 1:].mean(dim=(2, 3), keepdim=True)
         # Only pixels painted on (a channel differs from the picture's) can be hints: strokes over a copy of the
         # scan leave every other pixel as it was, and the scan's own tones (a sepia print is paler in its
         # highlights) are not the user's colours. Strip by strip, so the differences stay in the cache.
         batch = max(hints_rgb.shape[0], image_rgb.shape[0])
         found = []
         for top, bottom in strips(*size, HINT_STRIP_PIXELS):
-            difference = hints_rgb[:, :3, top:bottom].float() - image_rgb[:, :, top:bottom].float()
+            difference = hints_rgb[:, :3, top:bottom].float() - image_rgb[:, :, top:bottom]
             painted = difference.abs_().amax(dim=1) > PAINT_TOLERANCE  # B x rows x W
             b, y, x = painted.expand(batch, -1, -1).nonzero(as_tuple=True)
             found.append((b, y + top, x))
@@ -264,7 +259,7 @@ def _hints_at(hints_rgb: torch.Tensor, shape: tuple[int, int, int], b: torch.Ten
     kept = []
     for start in range(0, b.numel(), HINT_STRIP_PIXELS):
         pb, py, px = (t[start : start + HINT_STRIP_PIXELS] for t in (b, y, x))
-        colours = _clean(hints_rgb[pb.clamp(max=hints_rgb.shape[0] - 1), :3, py, px])  # N x 3
+        colours = clean_rgb(hints_rgb[pb.clamp(max=hints_rgb.shape[0] - 1), :3, py, px])  # N x 3
         values = rgb_to_lab(colours.t()[None, :, :, None])[0, 1:, :, 0].t()  # N x 2
         if tint is not None:
             keep = (chroma(values - tint[pb.clamp(max=tint.shape[0] - 1)]) > threshold)[:, 0]

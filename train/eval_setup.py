@@ -76,7 +76,7 @@ def load_runner(args, chroma_confidence: float | None = None) -> tuple[DualGANRu
     weights = Path(args.weights)
     model, info = load_weights(weights)
     with_decoding(model, annealed_temperature=args.temperature, chroma_confidence=chroma_confidence)
-    if getattr(args, "dtype", "fp32") != "fp32":
+    if args.dtype != "fp32":
         cpu = torch.device("cpu")
         model = prepare(model, cpu, choose_dtype(args.dtype, cpu))
     runner = DualGANRunner(model, chroma_radius=args.chroma_radius, chroma_eps=args.chroma_eps,
