@@ -93,6 +93,22 @@ def test_chroma_cross_entropy_prefers_the_true_bin_and_rebalancing_weights():
     # mix 0.5 over 64 bins: weight 1 / (0.5 p + 0.5 / 64), then normalised
     raw = 1 / (0.5 * prior + 0.5 / 64)
     assert unsmoothed[0].item() == pytest.approx((raw / (raw * prior).sum())[0].item(), rel=1e-5)
+    # strength 0: every bin weighs 1 (plain cross-entropy); 0.5: the square root of the weights, normalised
+    assert torch.allclose(losses.rebalancing_weights(prior, bins_per_axis=8, strength=0), torch.ones(64))
+    half = losses.rebalancing_weights(prior, smooth_sigma=0, bins_per_axis=8, strength=0.5)
+    assert half[0].item() == pytest.approx((raw.sqrt() / (raw.sqrt() * prior).sum())[0].item(), rel=1e-5)
+    assert 1 < half[0] < unsmoothed[0]
+
+
+def test_ab_regression_loss_is_squared_error_in_bin_widths():
+    truth = torch.zeros(1, 2, 4, 4)
+    assert losses.ab_regression_loss(truth, truth).item() == 0
+    off = truth.clone()
+    off[:, 0] = 20.0  # a off by two bin widths, b right: (2^2 + 0) / 2
+    assert losses.ab_regression_loss(off, truth).item() == pytest.approx(2.0)
+    # the squared error's best constant guess between two colours is their mean
+    two = torch.cat([torch.full((1, 2, 2, 4), 30.0), torch.full((1, 2, 2, 4), -30.0)], dim=2)
+    assert losses.ab_regression_loss(torch.zeros_like(two), two) < losses.ab_regression_loss(torch.full_like(two, 30.0), two)
 
 
 # ---- training runs --------------------------------------------------------------------------
@@ -321,6 +337,21 @@ def test_base_step_runs_networks_in_bf16_and_losses_in_fp32(image_dirs, monkeypa
     assert seen == [torch.bfloat16 if native else torch.float32] * 2
     assert set(parts) == {"ce", "hist", "content", "style", "tv", "adv_color", "adv_style", "d_color", "d_style"}
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in parts.values())
+
+
+def test_ab_regression_joins_the_losses_when_weighted(image_dirs):
+    from train.base import make_trainer
+    from train.run import TrainingData
+    from train.settings import BaseSettings
+
+    settings = BaseSettings(photos=str(image_dirs / "photos"), architecture="tiny", batch=2, crop=64, workers=0,
+                            adv_start=10, train_style_decoder=False, lambda_ab=1.0, rebalance=0.0)
+    data = TrainingData(settings)
+    trainer, _ = make_trainer(settings, data, None, resume=False, device=torch.device("cpu"))
+    assert torch.allclose(trainer.class_weights, torch.ones_like(trainer.class_weights))
+    rgb, paint = next(iter(data.batches(start=0, stop=1)))
+    parts, *_ = trainer.step(rgb, paint, 0)
+    assert set(parts) == {"ce", "hist", "ab"} and torch.isfinite(parts["ab"]) and parts["ab"] > 0
 
 
 # ---- warm start across architectures ----------------------------------------------------------

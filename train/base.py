@@ -47,7 +47,7 @@ from .warm_start import VGG16_WIDTHS, build_generator, describe_init
 
 logger = logging.getLogger(__name__)
 
-LOGGED = ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style")
+LOGGED = ("ce", "hist", "adv_color", "content", "style", "tv", "adv_style", "d_color", "d_style", "ab")
 MAY_CHANGE_ON_RESUME = ("steps", "export", "export_every", "workers", "max_minutes")
 
 
@@ -271,6 +271,8 @@ class BaseTrainer:
                 ab_pred = model.ab_from_logits(logits.float().contiguous())  # the plain layout: the differentiable path
                 parts["ce"] = losses.chroma_cross_entropy(logits, b.ab_half, model.grid, self.class_weights)
                 parts["hist"] = losses.color_histogram_loss(F.avg_pool2d(ab_pred, 2), F.avg_pool2d(b.ab_half, 2), model.grid)
+                if s.lambda_ab > 0:
+                    parts["ab"] = losses.ab_regression_loss(ab_pred, b.ab_half)
             if styled:
                 parts["content"] = losses.content_loss(out_taps, {"relu4_1": target.detach()}, ["relu4_1"])
                 parts["style"] = losses.style_loss(out_taps, b.style_taps, losses.STYLE_LAYERS)
@@ -350,7 +352,7 @@ def make_trainer(settings: BaseSettings, data: TrainingData, run: RunFolder | No
         # build_networks copied the encoder before the checkpoint's weights were loaded into it.
         nets.loss_net.load_state_dict(model.encoder.state_dict())
     prior = estimate_prior(data.photos, model.grid)
-    weights = losses.rebalancing_weights(prior, bins_per_axis=model.grid.bins_per_axis).to(device)
+    weights = losses.rebalancing_weights(prior, bins_per_axis=model.grid.bins_per_axis, strength=settings.rebalance).to(device)
     return BaseTrainer(settings, nets, weights, device, world, timer), start
 
 
@@ -423,7 +425,7 @@ def describe_device(device: torch.device) -> str:
 def _log_and_sample(settings, run, log, done, seconds, parts, batch, ab_pred, stylised, bar, last=False) -> None:
     if done % settings.log_every == 0 or last:
         values = {k: float(v.detach()) for k, v in parts.items()}
-        bar.set_postfix(ce=f"{values.get('ce', float('nan')):.3f}", style=f"{values.get('style', float('nan')):.3f}")
+        bar.set_postfix({k: f"{values[k]:.3f}" for k in ("ce", "ab", "style") if k in values})
         log.write({"step": done, "seconds": f"{seconds:.2f}", **values})
     if settings.sample_every and (done % settings.sample_every == 0 or last):
         save_sample_grid(run.dir / f"samples_{done:06d}.png", batch.grey, batch.lightness, ab_pred, batch.rgb, stylised,

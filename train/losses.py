@@ -6,6 +6,7 @@ style      per layer: squared distance of channel means plus squared Frobenius d
            to the same quantities of the style target
            (relative forms make the lambdas independent of the encoder's feature scale)
 colour     L1 distance between differentiable soft ab histograms
+ab         mean squared error of the decoded ab (the annealed mean), in bin widths
 chroma CE  cross-entropy of the predicted bin distribution against soft-encoded true chroma,
            with Zhang et al.'s class rebalancing so rare saturated colours are not drowned out
            (both use ``bin_weights``: the Gaussian soft assignment of ``AbGrid.soft_assign`` as one
@@ -84,8 +85,12 @@ def color_histogram_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, grid: AbG
     return (soft_histogram(ab_pred, grid, sigma) - soft_histogram(ab_true, grid, sigma)).abs().sum(1).mean()
 
 
-def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5, smooth_sigma: float = 1.0, bins_per_axis: int | None = None) -> torch.Tensor:
-    """Zhang et al.'s class weights: w ~ 1 / ((1 - mix) * smoothed prior + mix / Q), E_prior[w] = 1."""
+def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5, smooth_sigma: float = 1.0, bins_per_axis: int | None = None,
+                        strength: float = 1.0) -> torch.Tensor:
+    """Zhang et al.'s class weights: w ~ (1 / ((1 - mix) * smoothed prior + mix / Q)) ** strength, E_prior[w] = 1.
+
+    ``strength`` 0 gives every bin weight 1 (plain cross-entropy, whose optimum is the true colour
+    distribution); 1 is Zhang et al.'s rebalancing, which favours rare, saturated colours."""
     q = prior.numel()
     n = bins_per_axis or int(round(q**0.5))
     p = prior.float().view(1, 1, n, n)
@@ -98,7 +103,7 @@ def rebalancing_weights(prior: torch.Tensor, mix: float = 0.5, smooth_sigma: flo
         p = F.conv2d(F.pad(p, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
     p = p.flatten()
     p = p / p.sum()
-    w = 1.0 / ((1 - mix) * p + mix / q)
+    w = (1.0 / ((1 - mix) * p + mix / q)) ** strength
     return w / (p * w).sum()
 
 
@@ -111,6 +116,14 @@ def chroma_cross_entropy(
     if weights is not None:
         ce = ce * weights.to(ce.device)[grid.bin_index(ab_true)]
     return ce.mean()
+
+
+def ab_regression_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, unit: float = 10.0) -> torch.Tensor:
+    """Mean squared error of the decoded ab against the truth, in ``unit`` Lab units (one bin width).
+
+    Squared error is what PSNR measures: where the colour is ambiguous it pulls the decoded colour toward
+    the mean of the plausible ones instead of a confident guess."""
+    return F.mse_loss(ab_pred.float() / unit, ab_true.float() / unit)
 
 
 def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "hinge") -> torch.Tensor:

@@ -28,11 +28,13 @@ class BaseSettings:
     adv_start: int = 500  # generator pre-training steps before the adversarial losses switch on
     lambda_ce: float = 1.0
     lambda_hist: float = 1.0
+    lambda_ab: float = 0.0  # squared error of the decoded ab (train.losses.ab_regression_loss); 0: not computed
     lambda_adv_color: float = 0.03
     lambda_content: float = 1.0
     lambda_style: float = 1.0
     lambda_adv_style: float = 0.03
     lambda_tv: float = 1.0
+    rebalance: float = 1.0  # strength of the cross-entropy's class rebalancing: 1 Zhang et al.'s, 0 none
     palette_prob: float = 0.3
     degrade_prob: float = 0.0  # share of the photos whose grey input is an old-scan rendering (train.degrade)
     train_style_decoder: bool = True  # false: the style decoder and its named styles stay as the --init file has them
