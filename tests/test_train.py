@@ -546,3 +546,34 @@ def test_periodic_exports_and_their_average(image_dirs, tmp_path, capsys):
     assert train_main(["average", str(tmp_path / "x.safetensors"), str(exports[0]), str(other)]) == 2
     err = capsys.readouterr().err
     assert "configuration differs" in err and "Traceback" not in err
+
+
+def test_average_of_a_colour_only_run_takes_its_init_files_named_styles(image_dirs, tmp_path, capsys):
+    from gan_core.testing import write_tiny_weights
+
+    init = write_tiny_weights(tmp_path / "init.safetensors", seed=4, style_names=("ink",))
+    run = tmp_path / "run"
+    args = ["base", "--photos", str(image_dirs / "photos"), "--run-dir", str(run), "--init", str(init),
+            "--no-train-style-decoder", "--steps", "2", "--batch", "2", "--crop", "64", "--workers", "0",
+            "--sample-every", "0", "--adv-start", "5", "--lambda-ab", "1", "--export-every", "1"]
+    assert train_main(args) == 0
+    exports = sorted((run / "exports").iterdir())
+    assert load_weights(exports[0])[1].styles == {}  # a colour-only run's exports carry no named styles
+    mean = tmp_path / "mean.safetensors"
+    assert train_main(["average", str(mean), *map(str, exports), "--styles-from", str(init), "--chroma-confidence", "0.3"]) == 0
+    model, info = load_weights(mean)
+    base, base_info = load_weights(init)
+    assert info.styles == base_info.styles and info.config.chroma_confidence == 0.3
+    assert info.training["styles_from"] == "init.safetensors"
+    own, theirs = model.state_dict(), base.state_dict()
+    assert all(torch.allclose(own[k], theirs[k], atol=1e-3) for k in theirs if k.startswith("styles."))
+    averaged = (load_file(exports[0])["color_decoder.head.weight"].float() + load_file(exports[1])["color_decoder.head.weight"].float()) / 2
+    assert torch.allclose(own["color_decoder.head.weight"], averaged, atol=1e-3)
+
+    capsys.readouterr()
+    other = write_tiny_weights(tmp_path / "other.safetensors", seed=5, style_names=("ink",))
+    assert train_main(["average", str(tmp_path / "x.safetensors"), *map(str, exports), "--styles-from", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "named styles do not fit" in err and "Traceback" not in err
+    assert train_main(["average", str(tmp_path / "y.safetensors"), *map(str, exports), "--chroma-confidence", "2"]) == 2
+    assert "between 0 and 1" in capsys.readouterr().err
