@@ -576,4 +576,5 @@ def test_average_of_a_colour_only_run_takes_its_init_files_named_styles(image_di
     err = capsys.readouterr().err
     assert "named styles do not fit" in err and "Traceback" not in err
     assert train_main(["average", str(tmp_path / "y.safetensors"), *map(str, exports), "--chroma-confidence", "2"]) == 2
-    assert "between 0 and 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "chroma_confidence must be in [0, 1], got 2.0" in err and "Traceback" not in err

@@ -18,7 +18,6 @@ adapt a style decoder and encoder that are still BASE's, which is checked tensor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -26,6 +25,8 @@ import torch
 
 from gan_core.model import DualGAN
 from gan_core.weights import load_weights, save_weights
+
+from .eval_setup import with_decoding
 
 STYLE_PARTS = ("style_decoder.", "encoder.")  # what named styles adapt: it must be the base file's
 
@@ -62,10 +63,7 @@ def average_weights(files: list[Path], out: Path, styles_from: Path | None = Non
     if styles_from is not None:
         model, styles = with_styles_of(model, styles_from)
         training["styles_from"] = styles_from.name
-    if chroma_confidence is not None:
-        if not 0.0 <= chroma_confidence <= 1.0:
-            raise ValueError(f"--chroma-confidence must be between 0 and 1, got {chroma_confidence}")
-        model.config = dataclasses.replace(model.config, chroma_confidence=chroma_confidence)
+    with_decoding(model, chroma_confidence=chroma_confidence)  # the config checks the range
     save_weights(out, model.eval(), styles=styles, training=training, licence=first.licence, dtype=torch.float16)
     return training
 
