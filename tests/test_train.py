@@ -368,7 +368,7 @@ def test_init_into_a_guided_config_keeps_the_colour_output(tmp_path, caplog):
     path = tmp_path / "tiny.safetensors"
     save_weights(path, source, dtype=torch.float32)
     with caplog.at_level(logging.INFO, logger="train.warm_start"):
-        model = build_generator(BaseSettings(init=str(path), model_config={"guided": True}))  # no --vgg, no --architecture
+        model, _ = build_generator(BaseSettings(init=str(path), model_config={"guided": True}))  # no --vgg, no --architecture
     assert model.config.guided and model.config.vgg_widths == source.config.vgg_widths
     assert "color_decoder.guide_gate.weight" in caplog.text  # the new tensors are named
     image = torch.rand(2, 3, 40, 56)
@@ -548,27 +548,47 @@ def test_periodic_exports_and_their_average(image_dirs, tmp_path, capsys):
     assert "configuration differs" in err and "Traceback" not in err
 
 
-def test_average_of_a_colour_only_run_takes_its_init_files_named_styles(image_dirs, tmp_path, capsys):
+def test_a_colour_only_run_keeps_its_init_files_named_styles_through_resume_export_and_average(image_dirs, tmp_path, capsys):
     from gan_core.testing import write_tiny_weights
 
     init = write_tiny_weights(tmp_path / "init.safetensors", seed=4, style_names=("ink",))
+    base, base_info = load_weights(init)
+    theirs = base.state_dict()
     run = tmp_path / "run"
     args = ["base", "--photos", str(image_dirs / "photos"), "--run-dir", str(run), "--init", str(init),
-            "--no-train-style-decoder", "--steps", "2", "--batch", "2", "--crop", "64", "--workers", "0",
+            "--no-train-style-decoder", "--batch", "2", "--crop", "64", "--workers", "0",
             "--sample-every", "0", "--adv-start", "5", "--lambda-ab", "1", "--export-every", "1"]
-    assert train_main(args) == 0
+    assert train_main([*args, "--steps", "1"]) == 0
+    assert train_main([*args, "--steps", "2", "--resume"]) == 0  # the resumed generator has the styles too
     exports = sorted((run / "exports").iterdir())
-    assert load_weights(exports[0])[1].styles == {}  # a colour-only run's exports carry no named styles
+    assert len(exports) == 2
+    for path in exports:
+        model, info = load_weights(path)
+        assert info.styles == base_info.styles  # names and metadata from the --init file
+        own = model.state_dict()
+        assert all(torch.equal(own[k], theirs[k]) for k in theirs if k.startswith("styles."))
+    exported = tmp_path / "exported.safetensors"
+    assert train_main(["export", str(run / "checkpoint.safetensors"), str(exported)]) == 0
+    assert load_weights(exported)[1].styles == base_info.styles
+    assert not torch.equal(load_file(exports[1])["color_decoder.head.weight"].float(), theirs["color_decoder.head.weight"])
+
     mean = tmp_path / "mean.safetensors"
     assert train_main(["average", str(mean), *map(str, exports), "--styles-from", str(init), "--chroma-confidence", "0.3"]) == 0
     model, info = load_weights(mean)
-    base, base_info = load_weights(init)
     assert info.styles == base_info.styles and info.config.chroma_confidence == 0.3
     assert info.training["styles_from"] == "init.safetensors"
-    own, theirs = model.state_dict(), base.state_dict()
+    own = model.state_dict()
     assert all(torch.allclose(own[k], theirs[k], atol=1e-3) for k in theirs if k.startswith("styles."))
     averaged = (load_file(exports[0])["color_decoder.head.weight"].float() + load_file(exports[1])["color_decoder.head.weight"].float()) / 2
     assert torch.allclose(own["color_decoder.head.weight"], averaged, atol=1e-3)
+
+    # Training the style decoder changes what the styles adapt: they are left out.
+    styled = tmp_path / "styled"
+    assert train_main(["base", "--photos", str(image_dirs / "photos"), "--styles", str(image_dirs / "styles"),
+                       "--run-dir", str(styled), "--init", str(init),
+                       "--batch", "2", "--crop", "64", "--workers", "0", "--sample-every", "0", "--steps", "1",
+                       "--export", str(tmp_path / "styled.safetensors")]) == 0
+    assert load_weights(tmp_path / "styled.safetensors")[1].styles == {}
 
     capsys.readouterr()
     other = write_tiny_weights(tmp_path / "other.safetensors", seed=5, style_names=("ink",))

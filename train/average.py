@@ -9,9 +9,9 @@ The files must share one configuration and the same tensors (exports of one run,
 ``--init`` file). BatchNorm's running statistics are averaged like the weights, which is close to
 re-estimating them when the files are near each other.
 
-``--styles-from BASE`` gives the average BASE's named styles, for a run that trained only the colour
-decoder from BASE (``train_style_decoder`` false): its exports carry no named styles, but the styles
-adapt a style decoder and encoder that are still BASE's, which is checked tensor by tensor.
+``--styles-from BASE`` gives the average BASE's named styles (and their metadata) in place of the files'
+own, for files whose style decoder and encoder are still BASE's, which is checked tensor by tensor: the
+exports of a run that trained only the colour decoder from BASE.
 ``--chroma-confidence X`` sets the decoding's confidence-aware chroma shrinking in the file's config
 (choose it on training photos: ``train eval --split train --chroma-confidence ...``).
 """

@@ -96,6 +96,7 @@ class Networks:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     finetune_encoder: bool = False
+    style_info: dict = dataclasses.field(default_factory=dict)  # the metadata of the model's named styles
 
     @property
     def modules(self) -> dict[str, nn.Module]:
@@ -156,7 +157,7 @@ def trained_colour_parameters(model: DualGAN, parts: str) -> list[nn.Parameter]:
     return params
 
 
-def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device) -> Networks:
+def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device, style_info: dict | None = None) -> Networks:
     """The loss network, discriminators and optimisers around ``model``, on ``device`` in its
     convolution layout (channels_last on the CPU, as for inference: oneDNN's bf16 convolutions,
     forward and backward, are fastest in it)."""
@@ -165,6 +166,7 @@ def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device)
     loss_net.load_state_dict(model.encoder.state_dict())
     loss_net.requires_grad_(False).eval().to(device, memory_format=layout)
     model.encoder.requires_grad_(settings.finetune_encoder)
+    model.styles.requires_grad_(False)  # named styles kept from --init: trained by `train style`, not here
     model.to(device, memory_format=layout)
     d_width = 64 if model.config.vgg_widths == VGG16_WIDTHS else 8
     d_color = PatchDiscriminator(3, d_width).to(device, memory_format=layout)
@@ -183,7 +185,8 @@ def build_networks(settings: BaseSettings, model: DualGAN, device: torch.device)
         groups.append({"params": list(model.encoder.parameters()), "lr": settings.lr_encoder})
     opt_g = torch.optim.Adam(groups, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(list(d_color.parameters()) + list(d_style.parameters()), lr=settings.lr_d, betas=(0.5, 0.99))
-    return Networks(model, loss_net, d_color, d_style, opt_g, opt_d, finetune_encoder=settings.finetune_encoder)
+    return Networks(model, loss_net, d_color, d_style, opt_g, opt_d, finetune_encoder=settings.finetune_encoder,
+                    style_info=style_info or {})
 
 
 class BaseTrainer:
@@ -345,8 +348,8 @@ def make_trainer(settings: BaseSettings, data: TrainingData, run: RunFolder | No
     """The trainer of a run, and the step it starts at (its checkpoint's on ``resume``)."""
     torch.manual_seed(settings.seed)
     resuming = run is not None and resume and run.checkpoint.exists()
-    model = build_generator(settings, run.checkpoint if resuming else None)
-    nets = build_networks(settings, model, device)
+    model, style_info = build_generator(settings, run.checkpoint if resuming else None)
+    nets = build_networks(settings, model, device, style_info)
     start = run.start(resume, modules=nets.modules, optimizers=nets.optimizers) if run is not None else 0
     if resuming and not settings.finetune_encoder:
         # build_networks copied the encoder before the checkpoint's weights were loaded into it.
@@ -373,7 +376,8 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     bar = tqdm(total=settings.steps, initial=start, disable=rank != 0, desc="base", dynamic_ncols=True)
     t0 = time.time()
     deadline = t0 + 60 * settings.max_minutes if settings.max_minutes > 0 else None
-    meta = {"config": trainer.nets.model.config.to_json(), "device": describe_device(device), "amp_dtype": trainer.amp.name}
+    meta = {"config": trainer.nets.model.config.to_json(), "styles": trainer.nets.style_info,
+            "device": describe_device(device), "amp_dtype": trainer.amp.name}
     batches = data.batches(start=start, stop=settings.steps, rank=rank, world=world)
     done = start
     for step, (rgb, paint) in enumerate(batches, start=start):
@@ -385,7 +389,8 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
             bar.update(1)
             _log_and_sample(settings, run, log, done, time.time() - t0, parts, batch, ab_pred, stylised, bar, last)
         if rank == 0 and settings.export_every and done % settings.export_every == 0:
-            export_from_model(trainer.nets.model, settings, run.dir / "exports" / f"step_{done:06d}.safetensors", steps=done)
+            export_from_model(trainer.nets.model, settings, run.dir / "exports" / f"step_{done:06d}.safetensors", steps=done,
+                              styles=trainer.nets.style_info)
             trainer.train_mode()
         if done % settings.checkpoint_every == 0 or last:
             run.save(done, modules=trainer.nets.modules, optimizers=trainer.nets.optimizers, **meta)
@@ -398,7 +403,7 @@ def train_base(settings: BaseSettings, resume: bool = False) -> Path:
     if log is not None:
         log.close()
     if rank == 0 and settings.export:
-        export_from_model(trainer.nets.model, settings, Path(settings.export), steps=done)
+        export_from_model(trainer.nets.model, settings, Path(settings.export), steps=done, styles=trainer.nets.style_info)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -471,7 +476,10 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
     return summary
 
 
-def export_from_model(model: DualGAN, settings: BaseSettings, out: Path, steps: int, dtype=torch.float16) -> None:
-    """Write ``model`` (switched to eval mode; its device unchanged) as a DualGAN weights file."""
-    save_weights(out, model.eval(), training=training_summary(settings, steps), licence=settings.licence, dtype=dtype)
+def export_from_model(model: DualGAN, settings: BaseSettings, out: Path, steps: int, dtype=torch.float16,
+                      styles: dict[str, dict] | None = None) -> None:
+    """Write ``model`` (switched to eval mode; its device unchanged) as a DualGAN weights file;
+    ``styles``: the metadata of its named styles."""
+    save_weights(out, model.eval(), styles=styles, training=training_summary(settings, steps), licence=settings.licence,
+                 dtype=dtype)
     logger.info("exported %s", out)

@@ -38,22 +38,21 @@ def _style(args) -> int:
 
 
 def _export(args) -> int:
-    from gan_core.model import DualGAN
     from gan_core.precision import DTYPES
 
     from .base import export_from_model
     from .checkpoint import read_checkpoint_meta, read_module_state
-    from .warm_start import checkpoint_config
+    from .warm_start import checkpoint_generator
 
     meta = read_checkpoint_meta(args.checkpoint)
     settings = BaseSettings(**meta["settings"])
-    model = DualGAN(checkpoint_config(args.checkpoint))
+    model, styles = checkpoint_generator(args.checkpoint)
     model.load_state_dict(read_module_state(args.checkpoint, "generator"), strict=True)
     if args.temperature is not None:
         # Decoding only: the annealed mean's temperature trades vividness (low) against the mean's
         # safer, browner colours (high); no weight depends on it.
         model.config = dataclasses.replace(model.config, annealed_temperature=args.temperature)
-    export_from_model(model, settings, args.out, steps=int(meta["step"]), dtype=DTYPES[args.dtype])
+    export_from_model(model, settings, args.out, steps=int(meta["step"]), dtype=DTYPES[args.dtype], styles=styles)
     print(f"exported {args.out} (step {meta['step']}, {args.dtype})")
     return 0
 

@@ -31,7 +31,7 @@ from gan_core.weights import atomic_save_safetensors, load_weights, read_header,
 
 from .checkpoint import read_checkpoint_meta, read_module_state
 from .settings import BaseSettings
-from .warm_start import checkpoint_config
+from .warm_start import STYLES, checkpoint_config
 
 PART_GLOB = "decoder_part_*.safetensors"
 PARTS_FORMAT = "1"
@@ -106,7 +106,7 @@ def export_parts(checkpoint: Path, out: Path, max_mib: float = 15.0) -> list[Pat
     state = {k: v for k, v in read_module_state(checkpoint, "generator").items() if _stored(k)}
     trained = trained_prefixes(settings)
     parts = {k: v.float() for k, v in state.items() if k.startswith(trained)}
-    fixed = [k for k in state if not k.startswith(trained)]
+    fixed = [k for k in state if not k.startswith((*trained, STYLES))]  # named styles come from the base file
     training = training_summary(settings, int(meta["step"]))
     training.update({"device": meta.get("device", "unknown"), "dtype": meta.get("amp_dtype", "unknown"),
                      "seconds": run_seconds(checkpoint.parent), "max_minutes": settings.max_minutes})

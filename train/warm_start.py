@@ -8,6 +8,10 @@ Every tensor of the file whose name and shape match is loaded; parameters the fi
 fresh initialisation, which the model defines to have no effect (the guided decoder's zero
 injections and gates), so the run starts from the file's output; the new names are logged. A
 tensor present in both with another shape is refused: its weights would not mean the same thing.
+
+The file's named styles adapt its style decoder and encoder, so they stay in the run's generator
+(checkpoints and exports carry them, with their metadata) when neither of those trains, and are
+left out otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 VGG16_WIDTHS = DualGANConfig().vgg_widths
 ARCHITECTURES = {"default": DualGANConfig, "tiny": tiny_config}
+STYLES = "styles."  # the generator's named style adapters: styles.<name>.<tensor>
 
 
 def with_overrides(config: DualGANConfig, overrides: dict) -> DualGANConfig:
@@ -57,8 +62,29 @@ def checkpoint_config(path: Path) -> DualGANConfig:
     return with_overrides(base, settings.get("model_config", {}))
 
 
-def init_source(path: str | Path) -> tuple[DualGANConfig, dict[str, torch.Tensor]]:
-    """(configuration, generator tensors) of a weights file or a training checkpoint."""
+def style_names_in(names) -> tuple[str, ...]:
+    """The named styles among generator tensor names (``styles.<name>.<tensor>``), sorted."""
+    return tuple(sorted({n.split(".")[1] for n in names if n.startswith(STYLES) and n.count(".") >= 2}))
+
+
+def keeps_init_styles(settings) -> bool:
+    """Whether the ``--init`` file's named styles still fit the run's generator: they adapt the
+    style decoder and the encoder, so they do while neither trains."""
+    return not (settings.train_style_decoder or settings.finetune_encoder)
+
+
+def checkpoint_generator(path: str | Path) -> tuple[DualGAN, dict[str, dict]]:
+    """The generator a ``train base`` checkpoint holds (its configuration and named styles; the
+    weights are not loaded), and the metadata of those styles."""
+    header, _ = read_header(path, CHECKPOINT_DTYPES)
+    prefix = "mod.generator."
+    names = style_names_in(k[len(prefix):] for k in header if k.startswith(prefix))
+    info = read_checkpoint_meta(path).get("styles", {})
+    return DualGAN(checkpoint_config(path), names), {n: info.get(n, {}) for n in names}
+
+
+def init_source(path: str | Path) -> tuple[DualGANConfig, dict[str, torch.Tensor], dict[str, dict]]:
+    """(configuration, generator tensors, named styles' metadata) of a weights file or a training checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file or checkpoint for --init")
@@ -66,9 +92,9 @@ def init_source(path: str | Path) -> tuple[DualGANConfig, dict[str, torch.Tensor
         state = read_module_state(path, "generator")
         if not state:
             raise ValueError(f"{path.name} is a checkpoint without a generator (not from `train base`); give a weights file")
-        return checkpoint_config(path), state
+        return checkpoint_config(path), state, read_checkpoint_meta(path).get("styles", {})
     model, info = load_weights(path)
-    return info.config, model.state_dict()
+    return info.config, model.state_dict(), info.styles
 
 
 def load_matching(model: DualGAN, state: dict[str, torch.Tensor], source: str) -> list[str]:
@@ -90,35 +116,44 @@ def load_matching(model: DualGAN, state: dict[str, torch.Tensor], source: str) -
     return new
 
 
-def build_generator(settings, resume_from: Path | None = None) -> DualGAN:
-    """The generator of a ``train base`` run, with its starting weights.
+def build_generator(settings, resume_from: Path | None = None) -> tuple[DualGAN, dict[str, dict]]:
+    """The generator of a ``train base`` run, with its starting weights, and the metadata of its
+    named styles (the ``--init`` file's, while they fit: ``keeps_init_styles``).
 
-    ``resume_from``: the run's checkpoint when resuming; its stored configuration is used and its
-    weights are loaded later, so neither ``--init`` nor ``--vgg`` is read again.
+    ``resume_from``: the run's checkpoint when resuming; its stored configuration and styles are
+    used and its weights are loaded later, so neither ``--init`` nor ``--vgg`` is read again.
     """
     overrides = settings.model_config or {}
     if resume_from is not None and "config" in read_checkpoint_meta(resume_from):
-        return DualGAN(checkpoint_config(resume_from))
+        return checkpoint_generator(resume_from)
     if settings.init:
         if settings.vgg:
             raise ValueError("give --init or --vgg, not both: with --init the encoder comes from the file")
-        file_config, state = init_source(settings.init)
+        file_config, state, style_info = init_source(settings.init)
         # The fast style network is distilled from the decoders this run changes: `train distill` makes it anew.
         config = with_overrides(dataclasses.replace(file_config, fast_encoder_widths=(), fast_decoder_widths=(),
                                                     fast_residual_widths=(), fast_residual_blocks=0), overrides)
-        model = DualGAN(config)
+        names = style_names_in(state) if keeps_init_styles(settings) else ()
+        if not names and style_names_in(state):
+            logger.info("leaving out the named styles of %s: this run trains the style decoder or encoder they adapt",
+                        Path(settings.init).name)
+            state = {k: v for k, v in state.items() if not k.startswith(STYLES)}
         if getattr(settings, "fresh_style_decoder", False):
             # A style decoder that has never seen the file's paintings (the held-out ones among them).
-            state = {k: v for k, v in state.items() if not k.startswith(("style_decoder.", "styles."))}
+            state = {k: v for k, v in state.items() if not k.startswith("style_decoder.")}
+        model = DualGAN(config, names)
         load_matching(model, state, Path(settings.init).name)
-        return model
+        if names:
+            logger.info("keeping the named styles of %s (%s): the style decoder and encoder they adapt do not train",
+                        Path(settings.init).name, ", ".join(names))
+        return model, {n: style_info.get(n, {}) for n in names}
     model = DualGAN(with_overrides(architecture_config(settings), overrides))
     if settings.vgg:
         load_vgg_into(model.encoder, settings.vgg)
     elif model.config.vgg_widths == VGG16_WIDTHS:
         raise ValueError("--vgg is required for the VGG16 widths (make it with `python -m train import-vgg16 OUT`), "
                          "or --init a DualGAN weights file")
-    return model
+    return model, {}
 
 
 def describe_init(path: str | Path) -> dict:
