@@ -33,6 +33,7 @@ MAX_HEADER_BYTES = 64 * 1024 * 1024
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"}
 _DTYPE_BYTES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 WEIGHT_DTYPES = frozenset({"F16", "BF16", "F32"})
+STYLE_PREFIX = "styles."  # a named style's tensors: styles.<name>.<tensor>
 
 
 class WeightsError(ValueError):
@@ -229,6 +230,11 @@ def load_weights(path: str | os.PathLike, dtype: torch.dtype = torch.float32) ->
     return model.cast(dtype).eval(), info
 
 
+def style_names_in(tensor_names) -> tuple[str, ...]:
+    """The named styles among tensor names (``styles.<name>.<tensor>``), sorted."""
+    return tuple(sorted({n.split(".")[1] for n in tensor_names if n.startswith(STYLE_PREFIX) and n.count(".") >= 2}))
+
+
 def load_style_file(path: str | os.PathLike, model: DualGAN) -> list[str]:
     """Add the styles of a separate style file to ``model``; returns their names."""
     path = Path(path)
@@ -236,7 +242,7 @@ def load_style_file(path: str | os.PathLike, model: DualGAN) -> list[str]:
     if metadata.get("dualgan.style_format") != STYLE_FORMAT_VERSION:
         raise _fail(path, "not a DualGAN style file (no supported 'dualgan.style_format' metadata); "
                           "make one with `python -m train style`")
-    names = sorted({n.split(".")[1] for n in header if n.startswith("styles.") and n.count(".") >= 2})
+    names = list(style_names_in(header))
     if not names:
         raise _fail(path, "the style file holds no styles")
     expected: dict[str, tuple[int, ...]] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import folder_paths
 
-from ..gan_core.weights import WeightsError, inspect_weights, read_header
+from ..gan_core.weights import WeightsError, inspect_weights, read_header, style_names_in
 from .loader import SHIPPED_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def _file_styles(path: Path, kind: str) -> tuple[str, ...]:
             names = tuple(inspect_weights(path).styles)
         else:
             header, _ = read_header(path)
-            names = tuple(sorted({n.split(".")[1] for n in header if n.startswith("styles.") and n.count(".") >= 2}))
+            names = style_names_in(header)
     except (WeightsError, OSError) as exc:  # Load DualGAN reports broken files when they are used
         logger.debug("DualGAN: no style names from %s: %s", path.name, exc)
         names = ()

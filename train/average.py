@@ -24,11 +24,10 @@ from pathlib import Path
 import torch
 
 from gan_core.model import DualGAN
-from gan_core.weights import load_weights, save_weights
+from gan_core.weights import STYLE_PREFIX, load_weights, save_weights
 
 from .eval_setup import with_decoding
-
-STYLE_PARTS = ("style_decoder.", "encoder.")  # what named styles adapt: it must be the base file's
+from .warm_start import STYLED_PARTS
 
 
 def average_weights(files: list[Path], out: Path, styles_from: Path | None = None,
@@ -73,15 +72,15 @@ def with_styles_of(model: DualGAN, base: Path) -> tuple[DualGAN, dict]:
     base_model, base_info = load_weights(base)
     base_state, own = base_model.state_dict(), model.state_dict()
     for name, tensor in own.items():
-        if name.startswith(STYLE_PARTS) and not name.endswith("num_batches_tracked"):
-            # Compared as stored (fp16): the frozen tensors went through the exports' fp16 rounding.
+        if name.startswith(STYLED_PARTS) and not name.endswith("num_batches_tracked"):
+            # What the styles adapt must be the base file's. Compared as stored (fp16): the frozen tensors went through the exports' fp16 rounding.
             if name not in base_state or not torch.equal(base_state[name].half(), tensor.half()):
                 raise ValueError(f"{base.name}: its tensor {name!r} differs from the averaged files', so its named styles "
                                  "do not fit them; give the file the run started from (--init)")
     rebuilt = DualGAN(model.config, tuple(base_info.styles))
     state = rebuilt.state_dict()
     state.update({k: v for k, v in own.items() if k in state})
-    state.update({k: base_state[k] for k in state if k.startswith("styles.")})
+    state.update({k: base_state[k] for k in state if k.startswith(STYLE_PREFIX)})
     rebuilt.load_state_dict(state, strict=True)
     return rebuilt, base_info.styles
 

@@ -27,23 +27,16 @@ from safetensors import safe_open
 from gan_core.config import DualGANConfig
 from gan_core.model import DualGAN
 from gan_core.shipped import SHIPPED_WEIGHTS
-from gan_core.weights import atomic_save_safetensors, load_weights, read_header, save_weights
+from gan_core.weights import STYLE_PREFIX, atomic_save_safetensors, load_weights, read_header, save_weights
 
 from .checkpoint import read_checkpoint_meta, read_module_state
 from .settings import BaseSettings
-from .warm_start import STYLES, checkpoint_config
+from .warm_start import checkpoint_config, styles_fit, trained_prefixes
 
 PART_GLOB = "decoder_part_*.safetensors"
 PARTS_FORMAT = "1"
 MIB = 1024 * 1024
 ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|\\\\)")
-
-
-def trained_prefixes(settings: BaseSettings) -> tuple[str, ...]:
-    """The generator modules a run with ``settings`` changes."""
-    return (("color_decoder.",) if settings.train_color_decoder else ()) + (
-        ("style_decoder.",) if settings.train_style_decoder else ()) + (
-        ("encoder.",) if settings.finetune_encoder else ())
 
 
 def _stored(name: str) -> bool:
@@ -106,7 +99,7 @@ def export_parts(checkpoint: Path, out: Path, max_mib: float = 15.0) -> list[Pat
     state = {k: v for k, v in read_module_state(checkpoint, "generator").items() if _stored(k)}
     trained = trained_prefixes(settings)
     parts = {k: v.float() for k, v in state.items() if k.startswith(trained)}
-    fixed = [k for k in state if not k.startswith((*trained, STYLES))]  # named styles come from the base file
+    fixed = [k for k in state if not k.startswith((*trained, STYLE_PREFIX))]  # named styles come from the base file
     training = training_summary(settings, int(meta["step"]))
     training.update({"device": meta.get("device", "unknown"), "dtype": meta.get("amp_dtype", "unknown"),
                      "seconds": run_seconds(checkpoint.parent), "max_minutes": settings.max_minutes})
@@ -161,7 +154,7 @@ def merge_parts(folder: Path, out: Path, base: Path = SHIPPED_WEIGHTS) -> dict:
     meta, parts = read_parts(folder)
     trained = tuple(json.loads(meta["dualgan.parts.trained"]))
     base_model, base_info = load_weights(base)
-    keep_styles = not any(p in trained for p in ("style_decoder.", "encoder."))
+    keep_styles = styles_fit(trained)
     model = DualGAN(DualGANConfig.from_json(meta["dualgan.config"]), tuple(base_info.styles) if keep_styles else ())
     own = model.state_dict()
     base_state = base_model.state_dict()
@@ -170,7 +163,7 @@ def merge_parts(folder: Path, out: Path, base: Path = SHIPPED_WEIGHTS) -> dict:
     if wrong:
         raise ValueError(f"{base.name} has no tensor {wrong[0]!r} of shape {tuple(own[wrong[0]].shape)}: "
                          "merge with the file the run started from (--init)")
-    if fingerprint(base_state, [k for k in fixed if not k.startswith("styles.")]) != meta["dualgan.parts.fixed_sha256"]:
+    if fingerprint(base_state, [k for k in fixed if not k.startswith(STYLE_PREFIX)]) != meta["dualgan.parts.fixed_sha256"]:
         raise ValueError(f"{base.name} is not the file the run started from: its frozen tensors (the encoder) differ; "
                          "give that file as --base")
     expected = {k for k in own if _stored(k) and k.startswith(trained)}

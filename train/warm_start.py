@@ -24,7 +24,7 @@ import torch
 
 from gan_core.config import DualGANConfig, tiny_config
 from gan_core.model import DualGAN
-from gan_core.weights import inspect_weights, load_weights, read_header
+from gan_core.weights import STYLE_PREFIX, inspect_weights, load_weights, read_header, style_names_in
 
 from .checkpoint import CHECKPOINT_DTYPES, read_checkpoint_meta, read_module_state
 from .vgg_weights import load_vgg_into
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 VGG16_WIDTHS = DualGANConfig().vgg_widths
 ARCHITECTURES = {"default": DualGANConfig, "tiny": tiny_config}
-STYLES = "styles."  # the generator's named style adapters: styles.<name>.<tensor>
+STYLED_PARTS = ("style_decoder.", "encoder.")  # what named styles adapt
 
 
 def with_overrides(config: DualGANConfig, overrides: dict) -> DualGANConfig:
@@ -62,15 +62,17 @@ def checkpoint_config(path: Path) -> DualGANConfig:
     return with_overrides(base, settings.get("model_config", {}))
 
 
-def style_names_in(names) -> tuple[str, ...]:
-    """The named styles among generator tensor names (``styles.<name>.<tensor>``), sorted."""
-    return tuple(sorted({n.split(".")[1] for n in names if n.startswith(STYLES) and n.count(".") >= 2}))
+def trained_prefixes(settings) -> tuple[str, ...]:
+    """The generator modules a run with ``settings`` changes."""
+    return (("color_decoder.",) if settings.train_color_decoder else ()) + (
+        ("style_decoder.",) if settings.train_style_decoder else ()) + (
+        ("encoder.",) if settings.finetune_encoder else ())
 
 
-def keeps_init_styles(settings) -> bool:
-    """Whether the ``--init`` file's named styles still fit the run's generator: they adapt the
-    style decoder and the encoder, so they do while neither trains."""
-    return not (settings.train_style_decoder or settings.finetune_encoder)
+def styles_fit(trained: tuple[str, ...]) -> bool:
+    """Whether named styles still fit a generator after the modules ``trained`` (prefixes) changed:
+    they adapt the style decoder and the encoder, so they do while neither changes."""
+    return not any(p in trained for p in STYLED_PARTS)
 
 
 def checkpoint_generator(path: str | Path) -> tuple[DualGAN, dict[str, dict]]:
@@ -118,7 +120,7 @@ def load_matching(model: DualGAN, state: dict[str, torch.Tensor], source: str) -
 
 def build_generator(settings, resume_from: Path | None = None) -> tuple[DualGAN, dict[str, dict]]:
     """The generator of a ``train base`` run, with its starting weights, and the metadata of its
-    named styles (the ``--init`` file's, while they fit: ``keeps_init_styles``).
+    named styles (the ``--init`` file's, while they fit: ``styles_fit``).
 
     ``resume_from``: the run's checkpoint when resuming; its stored configuration and styles are
     used and its weights are loaded later, so neither ``--init`` nor ``--vgg`` is read again.
@@ -133,11 +135,12 @@ def build_generator(settings, resume_from: Path | None = None) -> tuple[DualGAN,
         # The fast style network is distilled from the decoders this run changes: `train distill` makes it anew.
         config = with_overrides(dataclasses.replace(file_config, fast_encoder_widths=(), fast_decoder_widths=(),
                                                     fast_residual_widths=(), fast_residual_blocks=0), overrides)
-        names = style_names_in(state) if keeps_init_styles(settings) else ()
-        if not names and style_names_in(state):
+        init_styles = style_names_in(state)
+        names = init_styles if styles_fit(trained_prefixes(settings)) else ()
+        if init_styles and not names:
             logger.info("leaving out the named styles of %s: this run trains the style decoder or encoder they adapt",
                         Path(settings.init).name)
-            state = {k: v for k, v in state.items() if not k.startswith(STYLES)}
+            state = {k: v for k, v in state.items() if not k.startswith(STYLE_PREFIX)}
         if getattr(settings, "fresh_style_decoder", False):
             # A style decoder that has never seen the file's paintings (the held-out ones among them).
             state = {k: v for k, v in state.items() if not k.startswith("style_decoder.")}
