@@ -133,7 +133,7 @@ def _describe_foreign(header: dict) -> str:
         return "it looks like a Stable Diffusion checkpoint"
     if any(n.startswith(("lora_", "lora_unet", "lora_te")) or ".lora_" in n for n in names):
         return "it looks like a LoRA"
-    if any(n.startswith("styles.") for n in names) and names and all(n.startswith("styles.") for n in names):
+    if names and all(n.startswith(STYLE_PREFIX) for n in names):
         return "it looks like a DualGAN style file; load it as a style, not as a model"
     return "it has no 'dualgan.format' metadata"
 

@@ -332,6 +332,11 @@ def _cases(tmp_path):
         h.pop("__metadata__")
         h["model.diffusion_model.input_blocks.0.0.weight"] = h.pop("color_decoder.head.bias")
 
+    def style_like(h):
+        h.pop("__metadata__")
+        for name in list(h):
+            h[f"styles.mine.{name}"] = h.pop(name)
+
     return [
         (tmp_path / "missing.safetensors", "no such file"),
         (make("zero.safetensors", b""), "too short"),
@@ -346,6 +351,7 @@ def _cases(tmp_path):
         (make("shape.safetensors", header=bad_shape), "shape"),
         (make("dtype.safetensors", header=int_dtype), "dtype I32"),
         (make("sd.safetensors", header=sd_like), "Stable Diffusion"),
+        (make("style.safetensors", header=style_like), "load it as a style"),
         (make("model.ckpt", data), "pickles"),
         (tmp_path, "not a file"),
     ], n
