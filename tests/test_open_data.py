@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from train.open_data import (EVAL_PAINTINGS, Record, Writer, add_paintings, add_photo_packages, desktop_fields, kphotoalbum_angles,
+from train.jigzo_puzzles import PuzzleError, read_puzzle
+from train.open_data import (EVAL_PAINTINGS, Record, Writer, add_jigzo, add_paintings, add_photo_packages, desktop_fields, kphotoalbum_angles,
                              parse_board, parse_credits, reassemble, upright, write_manifest)
 from train.qt_resources import RccError, iter_files
 
@@ -205,3 +206,61 @@ def _encode(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
+
+
+def _puzzle_bytes(photo: Image.Image, name: str) -> bytes:
+    """A Jigzo .pzl: the texture holds the photo in a 1-px black frame at (0, 0) and a fake piece beside it."""
+    w, h = photo.width + 2, photo.height + 2
+    texture = Image.new("RGB", (w + 64, h + 64))
+    texture.paste(photo, (1, 1))
+    texture.paste(Image.new("RGB", (60, 60), (250, 0, 0)), (w + 2, 0))  # a cut piece, not part of the photo
+
+    def embedded(filename: str, image: Image.Image, fmt: str) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, fmt, quality=95) if fmt == "JPEG" else image.save(buf, fmt)
+        return f"{filename}\n{len(buf.getvalue())}\n".encode() + buf.getvalue() + b"\n"
+
+    mapping = f"#texture map data\ncrop000 {w + 2} 0 60 60 30 30 0 0 0 0\nimage 0 0 {w} {h} 1 1    \n"
+    head = f"PzlF\n0.1\n{name}\nhttp://example.invalid/\n{name}.map\n{len(mapping)}\n"
+    return (head + mapping).encode() + embedded(f"{name}-t.jpg", photo.resize((32, 24)), "JPEG") \
+        + embedded(f"{name}.png", Image.new("RGBA", texture.size), "PNG") + embedded(f"{name}.jpg", texture, "JPEG")
+
+
+def test_jigzo_puzzles_give_their_photo_and_licence(tmp_path, caplog):
+    root = tmp_path / "jigzo-data"
+    puzzles = root / "usr/share/games/jigzo/puzzles/00_default"
+    puzzles.mkdir(parents=True)
+    bird = _photo(20, (300, 240))
+    (puzzles / "bird-2x3.pzl").write_bytes(_puzzle_bytes(bird, "bird-2x3"))
+    (puzzles / "heli-4x3.pzl").write_bytes(_puzzle_bytes(_photo(21, (320, 240)), "heli-4x3"))
+    (puzzles / "penguin-3x2.pzl").write_bytes(_puzzle_bytes(_photo(22, (300, 200)), "penguin-3x2"))
+    (puzzles / "broken-2x2.pzl").write_bytes(_puzzle_bytes(_photo(23, (300, 200)), "broken-2x2")[:-500])
+    doc = root / "usr/share/doc/jigzo-data"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2005 A. Author\nLicense: GPL-2+\n\n"
+        "Files: puzzles/00_default/heli-4x3.pzl\nCopyright: B. Photographer\nLicense: GPL-2\n\n"
+        "Files: puzzles/00_default/penguin-3x2.pzl\nCopyright: C. Photographer\nLicense: CC-BY-NC-SA-1.0\n"
+        " This work is licensed under a non-commercial licence.\n")
+    out = Writer(tmp_path / "data")
+    with caplog.at_level("WARNING"):
+        add_jigzo(root, out)
+    by_file = {r.file: r for r in out.records}
+    assert sorted(by_file) == ["photos/train/jigzo_bird.jpg", "photos/train/jigzo_heli.jpg"]
+    assert by_file["photos/train/jigzo_heli.jpg"].licence.startswith("GPL-2 ")
+    assert by_file["photos/train/jigzo_heli.jpg"].source == "B. Photographer"
+    assert by_file["photos/train/jigzo_bird.jpg"].licence.startswith("GPL-2+")
+    assert [why for path, why in out.dropped if path.endswith("penguin-3x2.pzl")][0].startswith("licence CC-BY-NC-SA-1.0")
+    assert "broken-2x2.pzl" in caplog.text
+    with Image.open(tmp_path / "data/photos/train/jigzo_bird.jpg") as kept:
+        assert kept.size == (bird.width - 2, bird.height - 2)  # the frame and one pixel of ringing trimmed
+        diff = np.abs(np.asarray(kept, np.float32) - np.asarray(bird.crop((1, 1, bird.width - 1, bird.height - 1)), np.float32))
+        assert diff.mean() < 4
+
+
+def test_a_file_that_is_not_a_puzzle_is_named(tmp_path):
+    bad = tmp_path / "x.pzl"
+    bad.write_bytes(b"GIF89a not a puzzle")
+    with pytest.raises(PuzzleError, match="x.pzl is not a Jigzo puzzle file"):
+        read_puzzle(bad)

