@@ -68,7 +68,7 @@ def run_case(case: dict) -> dict:
         base = _rss_mb()
     else:
         from gan_core import DualGANRunner
-        from gan_core.guidance import hints_from_image
+        from gan_core.hints import hints_from_image
         from gan_core.precision import choose_dtype, prepare
         from gan_core.weights import load_weights
 
@@ -109,7 +109,7 @@ def _guidance_inputs(batch: int, h: int, w: int):
     """100 one-pixel colour hints per image at random places, and one random 768 x 512 colour reference."""
     import torch
 
-    from gan_core.guidance import HintMap
+    from gan_core.hints import HintMap
 
     gen = torch.Generator().manual_seed(1)
     mask = torch.zeros(batch, 1, h, w)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .guidance import hints_or_none
+from .hints import hints_or_none
 from .imageio import ImageReadError, collect_inputs, read_image, write_image
 from .precision import DTYPES, choose_dtype, prepare
 from .runner import DualGANRunner

@@ -19,7 +19,8 @@ from torch.profiler import record_function
 
 from .encoder import STRIDE
 from .geometry import valid_features
-from .guidance import LIGHTNESS_MATCH_WEIGHT, GuidanceFusion, ReferenceMemory, guidance_map, match_features, match_guidance
+from .guidance import GuidanceFusion, guidance_map
+from .references import LIGHTNESS_MATCH_WEIGHT, ReferenceMemory, match_features, match_guidance
 from .model import DualGAN
 from .style_codes import FeatureMoments, StyleCode, feature_stats, stylize_features
 from .style_path import StyleSpec, fast_style_network

@@ -25,7 +25,9 @@ from .compose import compose, smooth_chroma
 from .encoder import STRIDE
 from .fullres import FullResolution, chroma_coefficients, full_lightness, grey_network_input, strips
 from .geometry import check_image, pad_for_network, padded_shape, render_shape, resize, to_host
-from .guidance import LIGHTNESS_MATCH_WEIGHT, REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, SPREAD_SIGMAS, GuidanceFusion, HintMap, ReferenceMemory, memory_from_lab, reference_memory, spread_hints
+from .guidance import GuidanceFusion
+from .hints import REACH_RANGE_SIGMA, SPREAD_RANGE_SIGMA, SPREAD_SIGMAS, HintMap, spread_hints
+from .references import LIGHTNESS_MATCH_WEIGHT, ReferenceMemory, memory_from_lab, reference_memory
 from .model import DualGAN
 from .interrupts import checking, interrupt_points
 from .network_pass import ColourCondition, NetworkPass, select_style
@@ -117,7 +119,7 @@ class DualGANRunner:
     ``guided_chroma_radius`` and ``guided_chroma_eps`` (4, 0.001; chosen on training photos with
     ``python -m train sweep-guidance-fusion``) apply then. ``hint_range_sigmas`` are how far apart in
     lightness (0..1) two pixels may be and still share a hint, near it and far from it
-    (``gan_core.guidance.spread_hints``). ``reference_lightness_weight`` is how strongly a reference region
+    (``gan_core.hints.spread_hints``). ``reference_lightness_weight`` is how strongly a reference region
     must match a region's lightness as well as its features to lend it colour (``ReferenceMemory.match``).
     ``guidance_fusion`` sets how far hints and references override the decoder's colours (``GuidanceFusion``).
     """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..gan_core.guidance import hints_or_none
+from ..gan_core.hints import hints_or_none
 from ..gan_core.style_path import PRESERVE_COLOR, STYLE_NETWORKS, StyleSpec
 from .comfy_glue import DualGANHandle, Progress, finish, mask_from_comfy, to_bchw, to_comfy_image
 from .loader import DualGANModel

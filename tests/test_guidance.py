@@ -12,16 +12,9 @@ from gan_core.chroma import AbGrid
 from gan_core.color import lightness_ab_to_rgb, rgb_to_lab
 from gan_core.config import DualGANConfig, tiny_config
 from gan_core.encoder import VGGEncoder
-from gan_core.guidance import (
-    AB_SCALE,
-    GuidanceFusion,
-    HintMap,
-    ReferenceMemory,
-    guidance_map,
-    hints_from_image,
-    match_reference,
-    spread_hints,
-)
+from gan_core.guidance import AB_SCALE, GuidanceFusion, guidance_map
+from gan_core.hints import HintMap, hints_from_image, spread_hints
+from gan_core.references import ReferenceMemory, match_reference
 from gan_core.model import DualGAN
 from train.guidance_sim import GuidanceMix, simulate_guidance, simulate_hints
 
@@ -155,7 +148,7 @@ def test_a_hint_spreads_along_its_region_and_stops_at_an_edge():
 def test_hint_grid_blur_is_the_separable_binomial_kernel_with_zeros_beyond_the_edges(shape):
     import torch.nn.functional as F
 
-    from gan_core.guidance import _blur_grid
+    from gan_core.hints import _blur_grid
 
     grid = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
@@ -187,7 +180,7 @@ def test_reference_memory_carries_the_colour_of_the_best_matching_positions():
 
 
 def test_a_reference_is_remembered_at_its_size_and_enlarged():
-    from gan_core.guidance import REFERENCE_SCALES, memory_from_lab, reference_memory
+    from gan_core.references import REFERENCE_SCALES, memory_from_lab, reference_memory
 
     torch.manual_seed(0)
     encoder = VGGEncoder((8, 16, 16, 16)).eval()
@@ -215,7 +208,7 @@ def test_match_reference_runs_on_encoder_features_in_chunks():
 
 
 def test_matching_in_the_networks_16_bit_features_keeps_the_float32_colours():
-    from gan_core.guidance import match_features
+    from gan_core.references import match_features
 
     torch.manual_seed(0)
     feats = {"relu3_3": torch.rand(1, 16, 16, 24) * torch.rand(1, 16, 1, 1),
@@ -394,7 +387,7 @@ def _two_stuff_keys(batch: int = 1) -> torch.Tensor:
 
 
 def test_a_pictures_hints_colour_the_stuff_they_are_on_wherever_it_is():
-    from gan_core.guidance import hint_memory, match_guidance
+    from gan_core.references import hint_memory, match_guidance
 
     keys = _two_stuff_keys()
     ab, mask = torch.zeros(1, 2, 24, 32), torch.zeros(1, 1, 24, 32)  # the hints live at 4x the keys' size
@@ -410,7 +403,7 @@ def test_a_pictures_hints_colour_the_stuff_they_are_on_wherever_it_is():
 
 
 def test_hint_matching_keeps_each_picture_to_its_own_hints_and_joins_the_references():
-    from gan_core.guidance import match_guidance
+    from gan_core.references import match_guidance
 
     keys = _two_stuff_keys(batch=2)
     ab, mask = torch.zeros(2, 2, 24, 32), torch.zeros(2, 1, 24, 32)

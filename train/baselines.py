@@ -5,7 +5,7 @@
   in Petschnigg et al. 2004's joint bilateral filter): each pixel takes the average of the hints'
   ab weighted by exp(-distance^2 / 2 sigma_space^2) exp(-(L - L_hint)^2 / 2 sigma_range^2), with a
   small weight of grey (ab 0) so pixels far from every hint stay grey instead of taking a far colour.
-- References: plain feature matching, ``gan_core.guidance.match_reference``'s ab (cosine similarity
+- References: plain feature matching, ``gan_core.references.match_reference``'s ab (cosine similarity
   of the grey target's and grey reference's relu3_3/relu4_1 features, softmax, carry the reference's
   ab) upsampled to the image and joined to the original lightness.
 
@@ -86,7 +86,7 @@ def reference_baseline(encoder, grey_rgb: torch.Tensor, references: list[torch.T
     positions (``match_reference``, no learned decoder), bilinearly upsampled, on the target's lightness.
 
     ``grey_rgb``: 1 x 3 x H x W (the grey input); ``references``: colour photos, each 1 x 3 x h x w."""
-    from gan_core.guidance import match_reference  # the same matching the model's reference path uses
+    from gan_core.references import match_reference# the same matching the model's reference path uses
 
     h, w = grey_rgb.shape[-2:]
     dtype = next(encoder.parameters()).dtype

@@ -9,7 +9,7 @@ Held-out photos at 512 px on the long side, coloured from their grey version:
   scene, from the pairs in ``train/configs/reference_pairs.json``.
 Each condition reports PSNR for the model, for its training-free baseline (``train.baselines``:
 joint-bilateral propagation of the same hints; plain feature matching of the same references) and for
-the grey input, plus the gain over grey. Hints are also scored as ``gan_core.guidance.spread_hints``
+the grey input, plus the gain over grey. Hints are also scored as ``gan_core.hints.spread_hints``
 spreads them for the decoder (its input, no decoder), which shows what the decoder adds.
 The pan: 16 frames cut from one held-out photo by a window moving 8 px per frame, coloured per frame,
 with ``temporal_smoothing`` and reference-propagated (``video=True``); flicker is the mean and 95th
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from gan_core.color import chroma, grey_rgb_from_lightness, lightness_ab_to_rgb, rgb_to_lab
 from gan_core.geometry import resize
-from gan_core.guidance import GREY_REFERENCE_CHROMA
+from gan_core.references import GREY_REFERENCE_CHROMA
 
 from . import baselines, metrics
 from .eval_images import contact_sheet, held_out_photos, load_image, read_manifest, to_pil
@@ -158,14 +158,14 @@ class Guided:
 
 
 def hint_map(hints: Hints):
-    from gan_core.guidance import HintMap
+    from gan_core.hints import HintMap
 
     return HintMap(hints.ab, hints.mask)
 
 
 def spread_input(grey: torch.Tensor, hints: Hints) -> torch.Tensor:
-    """The hints as ``gan_core.guidance.spread_hints`` densifies them for the decoder, on the grey input's L."""
-    from gan_core.guidance import spread_hints
+    """The hints as ``gan_core.hints.spread_hints`` densifies them for the decoder, on the grey input's L."""
+    from gan_core.hints import spread_hints
 
     lightness = rgb_to_lab(grey)[:, :1]
     ab, _confidence = spread_hints(hint_map(hints), lightness / 100.0)

@@ -20,7 +20,8 @@ import torch
 from tqdm import tqdm
 
 from gan_core.color import chroma, grey_rgb_from_lightness, rgb_to_lab
-from gan_core.guidance import GREY_REFERENCE_CHROMA, GuidanceFusion
+from gan_core.guidance import GuidanceFusion
+from gan_core.references import GREY_REFERENCE_CHROMA
 
 from . import metrics
 from .eval_guided import SIZE, hint_map, reference_mirrored_crop, reference_mirrored_left, sample_hints

@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
-from gan_core.guidance import HintMap, ReferenceMemory, guidance_map, match_features, match_guidance, spread_hints
+from gan_core.guidance import guidance_map
+from gan_core.hints import HintMap, spread_hints
+from gan_core.references import ReferenceMemory, match_features, match_guidance
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from gan_core.color import grey_rgb_from_lightness, rgb_to_lab
 from gan_core.geometry import pad_for_network, render_shape, resize
-from gan_core.guidance import REFERENCE_SIZE, GuidanceFusion, match_features
+from gan_core.guidance import GuidanceFusion
+from gan_core.references import REFERENCE_SIZE, match_features
 
 from . import metrics
 from .eval_images import held_out_photos, load_image, read_manifest, write_csv
