@@ -121,3 +121,12 @@ def test_the_checker_finds_broken_links(tmp_path, monkeypatch):
     problems = broken_links(doc)
     assert [p.split(":")[0] for p in problems] == ["docs/b.md", "docs/a.md#nope", "../elsewhere.md", "/etc/passwd",
                                                    "missing.png"]
+
+
+def test_the_module_map_names_every_gan_core_module():
+    """design.md's table of gan_core modules lists each module that exists, and only those."""
+    text = (REPO / "docs/design.md").read_text(encoding="utf-8")
+    section = text.split("### `gan_core`, module by module", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(\w+)\.py`", section))
+    modules = {p.stem for p in (REPO / "gan_core").glob("*.py") if not p.stem.startswith("__")}
+    assert named == modules, f"missing from the map: {sorted(modules - named)}; no such module: {sorted(named - modules)}"
