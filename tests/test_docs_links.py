@@ -123,10 +123,11 @@ def test_the_checker_finds_broken_links(tmp_path, monkeypatch):
                                                    "missing.png"]
 
 
-def test_the_module_map_names_every_gan_core_module():
-    """design.md's table of gan_core modules lists each module that exists, and only those."""
+@pytest.mark.parametrize("package", ["gan_core", "train"])
+def test_the_module_maps_name_every_module(package):
+    """design.md's table of a package's modules lists each module that exists, and only those."""
     text = (REPO / "docs/design.md").read_text(encoding="utf-8")
-    section = text.split("### `gan_core`, module by module", 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"### `{package}`, module by module", 1)[1].split("\n#", 1)[0]
     named = set(re.findall(r"`(\w+)\.py`", section))
-    modules = {p.stem for p in (REPO / "gan_core").glob("*.py") if not p.stem.startswith("__")}
+    modules = {p.stem for p in (REPO / package).glob("*.py") if not p.stem.startswith("__")}
     assert named == modules, f"missing from the map: {sorted(modules - named)}; no such module: {sorted(named - modules)}"

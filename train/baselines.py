@@ -1,4 +1,4 @@
-"""Training-free baselines for guided colour, the bar the learned model must clear (issue 14's protocol).
+"""Training-free baselines for guided colour, the bar the learned model must clear in ``train eval-guided``.
 
 - Hints: edge-aware propagation of the same hint pixels, a joint-bilateral normalised convolution over
   position and lightness (Knutsson & Westin 1993's normalised convolution with a bilateral kernel, as

@@ -1,4 +1,4 @@
-"""``python -m train eval-guided WEIGHTS --data DIR``: guided colour measured by issue 14's protocol.
+"""``python -m train eval-guided WEIGHTS --data DIR``: guided colour on held-out photos: hints, references and a pan.
 
 Held-out photos at 512 px on the long side, coloured from their grey version:
 - automatically;

@@ -1,8 +1,8 @@
-"""The seed's losses, each a plain function of tensors (weighted by its lambda in the loop).
+"""The training losses, each a plain function of tensors (weighted by its lambda in the loop).
 
 content    mean squared distance between VGG features, relative to the target's mean square
 style      per layer: squared distance of channel means plus squared Frobenius distance of the
-           channel covariance matrices (the "mean and covariance" formula of the seed), relative
+           channel covariance matrices (the "mean and covariance" formula), relative
            to the same quantities of the style target
            (relative forms make the lambdas independent of the encoder's feature scale)
 colour     L1 distance between differentiable soft ab histograms
