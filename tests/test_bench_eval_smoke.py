@@ -63,6 +63,9 @@ def test_eval_on_a_mini_data_folder(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["colour"]["photos"] == 2 and set(report["colour"]["table"]) == {"ours", "grey", "global_transfer", "real"}
     assert report["colour"]["table"]["grey"]["cf"] < 1e-3  # grey from Lab: equal channels up to rounding
+    per_photo = report["colour"]["per_photo"]  # each photo's scores, whose mean is the table's
+    assert sorted(p["file"] for p in per_photo) == sorted(f"photos/eval/{f.name}" for f in (tmp_path / "photos/eval").iterdir())
+    assert abs(sum(p["psnr_ours"] for p in per_photo) / 2 - report["colour"]["table"]["ours"]["psnr"]) < 1e-6
     assert (out / "colour_sheet.png").exists() and (out / "style_sheet.png").exists()
     check = tmp_path / "decoding_check"
     proc = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path), "--out", str(check),

@@ -70,6 +70,7 @@ def evaluate_colour(runner, data: Path, records: list[dict], *, size: int, rende
     tint = training_mean_ab(data, records) if tint is None else tint
     scores = {m: {k: [] for k in MEASURES} for m in METHODS}
     real_scores = {"cf": [], "brown": []}
+    per_photo = []
     sheet_rows, seconds = [], 0.0
     for rec in tqdm(photos, desc="degraded" if degraded else "colour", disable=not progress):
         real = load_image(data / rec["file"], size)
@@ -90,6 +91,7 @@ def evaluate_colour(runner, data: Path, records: list[dict], *, size: int, rende
             s["cf_gap"].append(float((cf - cf_real).abs()))
             s["vgg"].append(float(metrics.vgg_distance(runner.model.encoder, img, real)))
             s["brown"].append(float(metrics.brown_cast(img)))
+        per_photo.append({"file": rec["file"], **{f"{k}_{m}": scores[m][k][-1] for m in ("ours", "grey") for k in ("psnr", "brown")}})
         if len(sheet_rows) < 8:
             sheet_rows.append([grey, ours, outs["global_transfer"], real])
     if sheet:
@@ -98,7 +100,7 @@ def evaluate_colour(runner, data: Path, records: list[dict], *, size: int, rende
     table = {m: {k: metrics.mean(v) for k, v in s.items()} for m, s in scores.items()}
     table["real"] = {"cf": metrics.mean(real_scores["cf"]), "brown": metrics.mean(real_scores["brown"])}
     return {"photos": len(photos), "split": split, "degraded": degraded, "size": size, "render_size": render_size,
-            "seconds_per_photo": seconds / len(photos), "table": table}
+            "seconds_per_photo": seconds / len(photos), "table": table, "per_photo": per_photo}
 
 
 def _colour_lines(c: dict) -> list[str]:
