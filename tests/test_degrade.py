@@ -71,3 +71,37 @@ def test_bad_input_says_what_is_wrong():
     with pytest.raises(ValueError, match="strength"):
         degrade_grey(torch.rand(1, 3, 8, 8), g, strength=-1)
     assert set(FILMS) == {"luminance", "panchromatic", "orthochromatic"}
+
+
+def _detail(x: torch.Tensor) -> torch.Tensor:
+    """Per-pixel high-frequency energy: the squared difference to the right-hand neighbour, C x H x (W - 1)."""
+    return (x[..., 1:] - x[..., :-1]).pow(2)
+
+
+def test_defocus_blurs_the_background_and_keeps_a_sharp_subject():
+    from train.defocus import defocused
+
+    crop = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))  # all detail, like foliage
+    outs = [defocused(crop, torch.Generator().manual_seed(s)) for s in range(24)]
+    assert torch.equal(outs[3], defocused(crop, torch.Generator().manual_seed(3)))  # a pure function of the generator
+    assert all(o.shape == crop.shape and 0 <= float(o.min()) and float(o.max()) <= 1 for o in outs)
+    detail = _detail(crop).mean()
+    for o in outs:
+        corners = torch.cat([_detail(o)[:, :6, :6].flatten(), _detail(o)[:, -6:, -7:].flatten()])
+        assert corners.mean() < 0.2 * detail  # the edges are out of focus whatever the subject
+    sharp_somewhere = [float(((o - crop).abs().amax(0) < 0.05).float().mean()) for o in outs]
+    assert sum(s > 0.02 for s in sharp_somewhere) >= 10  # most crops keep a sharp subject
+    assert sum(s < 0.005 for s in sharp_somewhere) >= 2  # and some are blurred all over
+
+
+def test_crop_dataset_defocus_is_off_by_default_and_reproducible(image_dirs):
+    from train.data import CropDataset
+
+    plain = CropDataset(image_dirs / "photos", 32, seed=2)
+    off = CropDataset(image_dirs / "photos", 32, seed=2, defocus=0.0)
+    on = CropDataset(image_dirs / "photos", 32, seed=2, defocus=1.0)
+    again = CropDataset(image_dirs / "photos", 32, seed=2, defocus=1.0)
+    for g in range(6):
+        assert torch.equal(plain[g], off[g])  # no extra random draw when off: earlier runs' samples unchanged
+        assert torch.equal(on[g], again[g])
+    assert sum(not torch.equal(on[g], plain[g]) for g in range(6)) >= 5

@@ -183,11 +183,11 @@ def test_unwritable_run_dir_fails_before_training(image_dirs, tmp_path, capsys):
 def test_export_then_style_then_inference(image_dirs, tmp_path):
     run = tmp_path / "run"
     weights = tmp_path / "model.safetensors"
-    assert train_main(_base_args(image_dirs, run, 4, "--adv-start", "2", "--export", str(weights))) == 0
+    assert train_main(_base_args(image_dirs, run, 4, "--adv-start", "2", "--defocus-prob", "0.5", "--export", str(weights))) == 0
     again = tmp_path / "again.safetensors"
     assert train_main(["export", str(run / "checkpoint.safetensors"), str(again), "--dtype", "fp32", "--temperature", "0.5"]) == 0
     model, info = load_weights(weights)
-    assert info.training["steps"] == 4 and info.stored_dtype == "F16"
+    assert info.training["steps"] == 4 and info.stored_dtype == "F16" and info.training["defocus_prob"] == 0.5
     again_model, again_info = load_weights(again)
     assert again_info.stored_dtype == "F32" and again_model.config.annealed_temperature == 0.5
     assert model.config.annealed_temperature == 0.38

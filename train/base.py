@@ -466,6 +466,7 @@ def training_summary(settings: BaseSettings, steps: int) -> dict:
         "train_color_decoder": settings.train_color_decoder,
         "fresh_style_decoder": settings.fresh_style_decoder,
         "degrade_prob": settings.degrade_prob,
+        "defocus_prob": settings.defocus_prob,
         "palette_prob": settings.palette_prob,
         "lr_g": settings.lr_g,
         "lambdas": settings.lambdas,

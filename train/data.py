@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from .defocus import defocused
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -66,12 +68,13 @@ class CropDataset(torch.utils.data.Dataset):
     """``dataset[g]`` is the g-th training sample: a random multi-scale crop, maybe flipped.
 
     The crop covers ``scale`` (uniform in ``scales``) of the image's short side and is resized to
-    ``crop_size``; images that fail to load are skipped (the next readable one is used) and
+    ``crop_size``; a ``defocus`` share of the crops is rendered with a shallow depth of field
+    (``train.defocus``); images that fail to load are skipped (the next readable one is used) and
     reported once. ``cache``: keep each image decoded and reduced in memory (see the module notes).
     """
 
     def __init__(self, root: str | Path, crop_size: int = 128, scales: tuple[float, float] = (0.35, 1.0), seed: int = 0,
-                 cache: bool = False) -> None:
+                 cache: bool = False, defocus: float = 0.0) -> None:
         self.paths = list_images(root)
         if not self.paths:
             raise ValueError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -79,6 +82,7 @@ class CropDataset(torch.utils.data.Dataset):
         self.scales = scales
         self.seed = seed
         self.cache = cache
+        self.defocus = defocus
         self._bad: set[int] = set()
         self._decoded: dict[int, torch.Tensor] = {}
 
@@ -128,7 +132,11 @@ class CropDataset(torch.utils.data.Dataset):
                              antialias=side > self.crop_size)
         if float(torch.rand((), generator=gen)) < 0.5:
             crop = crop.flip(-1)
-        return crop[0].clamp(0.0, 1.0)
+        crop = crop[0].clamp(0.0, 1.0)
+        # Drawn only when on, so runs without it see exactly the samples they always did.
+        if self.defocus > 0 and float(torch.rand((), generator=gen)) < self.defocus:
+            crop = defocused(crop, gen)
+        return crop
 
 
 class SampleNumbers(torch.utils.data.Sampler):

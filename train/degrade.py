@@ -61,8 +61,9 @@ def _gaussian_taps(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     return taps / taps.sum(1, keepdim=True)
 
 
-def _blur(grey: torch.Tensor, sigma: torch.Tensor, radius: int = 4) -> torch.Tensor:
-    """Separable Gaussian blur with one sigma per picture (a grouped convolution: one group per picture)."""
+def gaussian_blur(grey: torch.Tensor, sigma: torch.Tensor, radius: int = 4) -> torch.Tensor:
+    """Separable Gaussian blur of B x 1 x H x W pictures with one sigma per picture (a grouped convolution: one
+    group per picture), taps out to ``radius`` pixels (less than H and W: the edges are reflected)."""
     b, _, h, w = grey.shape
     taps = _gaussian_taps(sigma, radius).to(grey)
     x = F.pad(grey.reshape(1, b, h, w), (radius, radius, 0, 0), mode="reflect")
@@ -75,7 +76,7 @@ def _grain(grey: torch.Tensor, amount: torch.Tensor, generator: torch.Generator)
     """Film grain: noise clumped over a pixel or two, strongest in the mid-tones (none in pure black or white)."""
     b, _, h, w = grey.shape
     noise = torch.randn(b, 1, h, w, generator=generator).to(grey)
-    noise = _blur(noise, torch.full((b,), 0.7), radius=2) * 1.9  # clumping keeps about half the spread; restore it
+    noise = gaussian_blur(noise, torch.full((b,), 0.7), radius=2) * 1.9  # clumping keeps about half the spread; restore it
     midtones = 2.0 * (grey * (1.0 - grey)).clamp_min(0.0).sqrt()
     return grey + amount.to(grey).view(b, 1, 1, 1) * midtones * noise
 
@@ -173,7 +174,7 @@ def degrade_grey(rgb: torch.Tensor, generator: torch.Generator, strength: float 
     on = _chance(g, b, P_GRAIN * s).float()
     grey = _grain(grey, on * _uniform(g, b, 0.01, 0.06) * s, g)
     on = _chance(g, b, P_BLUR * s).float()
-    grey = _blur(grey, on * _uniform(g, b, 0.3, 1.4) * s)
+    grey = gaussian_blur(grey, on * _uniform(g, b, 0.3, 1.4) * s)
     grey = _dust(grey, _chance(g, b, P_DUST * s) * torch.randint(1, MAX_DUST + 1, (b,), generator=g), g)
     grey = _scratches(grey, _chance(g, b, P_SCRATCH * s) * torch.randint(1, MAX_SCRATCHES + 1, (b,), generator=g), g)
     on = _chance(g, b, P_TONE * s).float()

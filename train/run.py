@@ -138,7 +138,8 @@ class TrainingData:
     def __init__(self, settings) -> None:
         self.settings = settings
         cache = getattr(settings, "cache_images", True)
-        self.photos = CropDataset(settings.photos, settings.crop, seed=settings.seed, cache=cache)
+        self.photos = CropDataset(settings.photos, settings.crop, seed=settings.seed, cache=cache,
+                                  defocus=getattr(settings, "defocus_prob", 0.0))
         self.paintings = (CropDataset(settings.styles, settings.crop, scales=(0.2, 0.8), seed=settings.seed + 1, cache=cache)
                           if settings.styles else None)
 

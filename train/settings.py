@@ -37,6 +37,7 @@ class BaseSettings:
     rebalance: float = 1.0  # strength of the cross-entropy's class rebalancing: 1 Zhang et al.'s, 0 none
     palette_prob: float = 0.3
     degrade_prob: float = 0.0  # share of the photos whose grey input is an old-scan rendering (train.degrade)
+    defocus_prob: float = 0.0  # share of the photo crops rendered with an out-of-focus background (train.defocus)
     train_style_decoder: bool = True  # false: the style decoder stays as the --init file has it, and so do its named styles (unless finetune_encoder)
     train_color_decoder: bool = True  # false: the colour decoder stays as the --init file has it (a style-decoder run)
     fresh_style_decoder: bool = False  # true with --init: the style decoder starts fresh instead of from the file
