@@ -86,7 +86,7 @@ def reference_baseline(encoder, grey_rgb: torch.Tensor, references: list[torch.T
     positions (``match_reference``, no learned decoder), bilinearly upsampled, on the target's lightness.
 
     ``grey_rgb``: 1 x 3 x H x W (the grey input); ``references``: colour photos, each 1 x 3 x h x w."""
-    from gan_core.references import match_reference# the same matching the model's reference path uses
+    from gan_core.references import match_reference  # the same matching the model's reference path uses
 
     h, w = grey_rgb.shape[-2:]
     dtype = next(encoder.parameters()).dtype

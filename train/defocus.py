@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .degrade import gaussian_blur
+from .degrade import gaussian_blur, uniform
 
 SIGMA_SHARE = (0.01, 0.04)  # blur sigma as a share of the crop's side (2 to 9 px at 224 px)
 SUBJECT_PROB = 0.75  # the rest is blurred all over
@@ -22,7 +22,7 @@ EDGE_SOFTNESS = 4.0  # larger: a harder edge between the sharp subject and the b
 
 
 def _uniform(gen: torch.Generator, low: float, high: float) -> float:
-    return low + (high - low) * float(torch.rand((), generator=gen))
+    return float(uniform(gen, 1, low, high))
 
 
 def defocused(crop: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -46,7 +46,7 @@ def film_grey(rgb: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return linear_to_srgb(y.clamp(0.0, 1.0)).clamp_(0.0, 1.0)
 
 
-def _uniform(generator: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
+def uniform(generator: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
     return torch.rand(n, generator=generator) * (high - low) + low
 
 
@@ -172,17 +172,17 @@ def degrade_grey(rgb: torch.Tensor, generator: torch.Generator, strength: float 
         return grey.to(rgb.dtype)
     s = strength
     on = _chance(g, b, P_GRAIN * s).float()
-    grey = _grain(grey, on * _uniform(g, b, 0.01, 0.06) * s, g)
+    grey = _grain(grey, on * uniform(g, b, 0.01, 0.06) * s, g)
     on = _chance(g, b, P_BLUR * s).float()
-    grey = gaussian_blur(grey, on * _uniform(g, b, 0.3, 1.4) * s)
+    grey = gaussian_blur(grey, on * uniform(g, b, 0.3, 1.4) * s)
     grey = _dust(grey, _chance(g, b, P_DUST * s) * torch.randint(1, MAX_DUST + 1, (b,), generator=g), g)
     grey = _scratches(grey, _chance(g, b, P_SCRATCH * s) * torch.randint(1, MAX_SCRATCHES + 1, (b,), generator=g), g)
     on = _chance(g, b, P_TONE * s).float()
-    black = on * _uniform(g, b, 0.0, 0.15) * s
-    white = 1.0 - on * _uniform(g, b, 0.0, 0.15) * s
-    gamma = torch.exp(on * _uniform(g, b, -0.35, 0.35) * s)
+    black = on * uniform(g, b, 0.0, 0.15) * s
+    white = 1.0 - on * uniform(g, b, 0.0, 0.15) * s
+    gamma = torch.exp(on * uniform(g, b, -0.35, 0.35) * s)
     grey = _tone(grey.clamp(0.0, 1.0), black, white, gamma)
-    quality = (95.0 - _uniform(g, b, 0.0, 65.0) * min(s, 1.0)).round()
+    quality = (95.0 - uniform(g, b, 0.0, 65.0) * min(s, 1.0)).round()
     grey = _jpeg(grey.clamp(0.0, 1.0), quality, _chance(g, b, P_JPEG * s))
     return grey.clamp(0.0, 1.0).to(rgb.dtype)
 

@@ -78,7 +78,7 @@ def read_puzzle(path: str | Path) -> Image.Image:
         box = (x + trim_x, y + trim_y, x + w - trim_x, y + h - trim_y)
         if box[2] <= box[0] or box[3] <= box[1] or box[2] > texture.width or box[3] > texture.height:
             raise PuzzleError(f"{path.name}: the image rectangle {x, y, w, h} does not fit its {texture.size} texture")
-        return texture.convert("RGB").crop(box)
+        return texture.crop(box).convert("RGB")
 
 
 def copyright_licences(text: str) -> tuple[dict[str, tuple[str, str]], tuple[str, str]]:
