@@ -69,7 +69,7 @@ def test_eval_on_a_mini_data_folder(tmp_path):
     assert (out / "colour_sheet.png").exists() and (out / "style_sheet.png").exists()
     check = tmp_path / "decoding_check"
     proc = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path), "--out", str(check),
-                           "--split", "train", "--no-style", "--temperature", "0.6", "--chroma-radius", "4", "--chroma-eps", "0.01",
+                           "--split", "train", "--no-style", "--temperature", "0.6", "0.3", "--chroma-radius", "4", "--chroma-eps", "0.01",
                            "-q"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((check / "report.json").read_text())
@@ -79,6 +79,12 @@ def test_eval_on_a_mini_data_folder(tmp_path):
                                   "hint_space_sigmas": [0.02, 0.05, 0.1, 0.3, 1.0],
                                   "reference_lightness_weight": 25.0, "dtype": "float32", "chroma_confidence": 0.0}
     assert "TRAINING" in (check / "report.md").read_text()
+    assert [d["decoding"]["temperature"] for d in report["decodings"]] == [0.6, 0.3]  # one decoding per temperature
+    assert (check / "colour_sheet.png").exists() and (check / "colour_sheet_T0.3.png").exists()
+    one = subprocess.run([sys.executable, "-m", "train", "eval-guided", str(weights), "--data", str(tmp_path), "--out",
+                          str(tmp_path / "guided"), "--temperature", "0.3", "0.6", "-q"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert one.returncode == 2 and "--temperature takes one value here" in one.stderr and "Traceback" not in one.stderr
     bad = subprocess.run([sys.executable, "-m", "train", "eval", str(weights), "--data", str(tmp_path / "nowhere")], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "manifest" in bad.stderr

@@ -32,10 +32,13 @@ def add_model_arguments(p, *, out: Path, out_help: str) -> None:
 
 
 def add_decoding_arguments(p) -> None:
-    p.add_argument("--temperature", type=float, help="override the file's annealed-mean temperature")
+    p.add_argument("--temperature", type=float, nargs="+", metavar="T",
+                   help="override the file's annealed-mean temperature (0..1; lower keeps more of each pixel's most "
+                        "likely colour); several values, in `train eval` only, score the automatic colourisation "
+                        "once per value, side by side")
     p.add_argument("--chroma-confidence", type=float, nargs="+", metavar="X",
-                   help="override the file's confidence-aware chroma shrinking (0 = off, 1 = full); several values "
-                        "score the automatic colourisation once per value, side by side")
+                   help="override the file's confidence-aware chroma shrinking (0 = off, 1 = full); several values, "
+                        "in `train eval` only, score the automatic colourisation once per value, side by side")
     p.add_argument("--chroma-radius", type=int, default=RUNNER_DEFAULTS["chroma_radius"],
                    help="guided-filter radius for the chroma (default: the runner's)")
     p.add_argument("--chroma-eps", type=float, default=RUNNER_DEFAULTS["chroma_eps"],
@@ -71,11 +74,24 @@ def with_decoding(model, **overrides):
     return model
 
 
-def load_runner(args, chroma_confidence: float | None = None) -> tuple[DualGANRunner, object, dict]:
-    """(runner, weights info, the decoding settings in force) for parsed ``args``."""
+def one_value(values: list[float] | None, flag: str) -> float | None:
+    """The one value of a decoding flag that ``train eval`` alone accepts several of; None when not given."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValueError(f"{flag} takes one value here; `train eval` compares several")
+    return values[0]
+
+
+def load_runner(args, chroma_confidence: float | None = None,
+                temperature: float | None = None) -> tuple[DualGANRunner, object, dict]:
+    """(runner, weights info, the decoding settings in force) for parsed ``args``; ``chroma_confidence`` and
+    ``temperature`` are one of the values given, when several were (``train eval``)."""
     weights = Path(args.weights)
     model, info = load_weights(weights)
-    with_decoding(model, annealed_temperature=args.temperature, chroma_confidence=chroma_confidence)
+    if temperature is None:
+        temperature = one_value(args.temperature, "--temperature")
+    with_decoding(model, annealed_temperature=temperature, chroma_confidence=chroma_confidence)
     if args.dtype != "fp32":
         cpu = torch.device("cpu")
         model = prepare(model, cpu, choose_dtype(args.dtype, cpu))

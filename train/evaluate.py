@@ -7,7 +7,8 @@ the grey input itself, and a global colour transfer (the training photos' mean t
 ``--degraded`` adds a degraded copy of the held-out set (``train.degrade.degraded_eval_copy``: film
 response, grain, blur, faded tone, dust, scratches, JPEG, fixed seed per photo), every method scored
 against the real photo from that degraded grey input, and the degraded input itself as the bar.
-``--chroma-confidence X [Y ...]`` scores the automatic colourisation once per decoding setting.
+``--chroma-confidence X [Y ...]`` and ``--temperature T [U ...]`` score the automatic colourisation once per
+decoding setting (every pair of the two).
 Style, over held-out photos x paintings: see ``train.eval_style`` (the trainer's VGG16 losses and
 two independent measures, for ours, the fast network, named styles and the peer).
 Writes report.json, report.md and contact sheets. Guided colour has its own command,
@@ -153,14 +154,17 @@ def run_eval(args) -> str:
     data, out = Path(args.data), Path(args.out)
     records = read_manifest(data)
     out.mkdir(parents=True, exist_ok=True)
-    settings = args.chroma_confidence or [None]
+    temperatures, confidences = args.temperature or [None], args.chroma_confidence or [None]
+    settings = [(t, c) for t in temperatures for c in confidences]
     report, decodings, tint = {"weights": str(args.weights)}, [], None
-    for index, value in enumerate(settings):
-        runner, info, decoding = load_runner(args, value)
+    for index, (temperature, confidence) in enumerate(settings):
+        runner, info, decoding = load_runner(args, confidence, temperature)
         entry = {"decoding": decoding}
         if index == 0:
             report.update(training=info.training, decoding=decoding)
-        suffix = "" if index == 0 else f"_cc{value:g}"
+        # sheets of later decodings are named by the settings that vary
+        suffix = "" if index == 0 else ((f"_T{temperature:g}" if len(temperatures) > 1 else "")
+                                        + (f"_cc{confidence:g}" if len(confidences) > 1 else ""))
         if not args.no_colour:
             tint = training_mean_ab(data, records) if tint is None else tint
             common = dict(size=args.size, render_size=args.render_size, limit=args.limit, out=out, progress=not args.quiet,
