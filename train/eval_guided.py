@@ -38,7 +38,7 @@ from gan_core.references import GREY_REFERENCE_CHROMA
 
 from . import baselines, metrics
 from .eval_images import contact_sheet, held_out_photos, load_image, read_manifest, to_pil
-from .eval_setup import add_decoding_arguments, add_model_arguments, load_runner, one_value
+from .eval_setup import add_decoding_arguments, add_model_arguments, load_runner
 
 logger = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ def write_guided_report(report: dict, out: Path) -> str:
 
 
 def run_eval_guided(args) -> str:
-    runner, _info, decoding = load_runner(args, one_value(args.chroma_confidence, "--chroma-confidence"))
+    runner, _info, decoding = load_runner(args)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = read_manifest(data)

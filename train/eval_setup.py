@@ -85,10 +85,13 @@ def one_value(values: list[float] | None, flag: str) -> float | None:
 
 def load_runner(args, chroma_confidence: float | None = None,
                 temperature: float | None = None) -> tuple[DualGANRunner, object, dict]:
-    """(runner, weights info, the decoding settings in force) for parsed ``args``; ``chroma_confidence`` and
-    ``temperature`` are one of the values given, when several were (``train eval``)."""
+    """(runner, weights info, the decoding settings in force) for parsed ``args``. ``chroma_confidence`` and
+    ``temperature`` pick one of the values given, where several were (``train eval``); left out, each flag's
+    one value is used."""
     weights = Path(args.weights)
     model, info = load_weights(weights)
+    if chroma_confidence is None:
+        chroma_confidence = one_value(args.chroma_confidence, "--chroma-confidence")
     if temperature is None:
         temperature = one_value(args.temperature, "--temperature")
     with_decoding(model, annealed_temperature=temperature, chroma_confidence=chroma_confidence)

@@ -26,7 +26,7 @@ from gan_core.references import GREY_REFERENCE_CHROMA
 from . import metrics
 from .eval_guided import SIZE, hint_map, reference_mirrored_crop, reference_mirrored_left, sample_hints
 from .eval_images import held_out_photos, load_image, read_manifest, write_csv
-from .eval_setup import RUNNER_DEFAULTS, add_decoding_arguments, add_model_arguments, load_runner, one_value
+from .eval_setup import RUNNER_DEFAULTS, add_decoding_arguments, add_model_arguments, load_runner
 
 POWERS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 HINT_COUNTS = (1, 10, 100)
@@ -135,7 +135,7 @@ def write_table(rows: list[dict], photos: int) -> str:
 
 
 def run_sweep(args) -> str:
-    runner, _info, _decoding = load_runner(args, one_value(args.chroma_confidence, "--chroma-confidence"))
+    runner, _info, _decoding = load_runner(args)
     if not runner.model.guided:
         raise ValueError(f"{args.weights}: these weights predate guided colour; there is nothing to fuse")
     rows = sweep(runner, Path(args.data), photos=args.photos, render_size=args.render_size, only=args.knobs,
